@@ -1,0 +1,3 @@
+from robust_ssl.cli import main
+
+main()

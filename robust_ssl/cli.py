@@ -1,0 +1,45 @@
+"""The `robust-ssl` command: Lightning's CLI over the suite's modules and YAML configs.
+
+`robust-ssl fit --config experiments/<profile>/<run>.yaml` trains; `--help` lists the rest.
+A user error (missing data, impossible fraction, wrong checkpoint) ends as one line on stderr
+and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pytorch_lightning.cli import LightningCLI
+
+from robust_ssl.errors import RobustSSLError
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        LightningCLI(
+            args=args,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+        )
+    except Exception as error:
+        user_error = _user_error(error)
+        if user_error is None:
+            raise
+        print(f"robust-ssl: error: {user_error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _user_error(error: BaseException | None) -> RobustSSLError | None:
+    """The RobustSSLError behind `error`: jsonargparse wraps errors raised while instantiating."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, RobustSSLError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Small datasets the tests build themselves, in each format the suite reads."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+CLASSES = ("cat", "dog", "frog")
+
+
+def save_image(image: torch.Tensor, path: Path, **options) -> None:
+    """Write a uint8 C×H×W tensor; the format follows the file name (PNG is lossless)."""
+    pixels = image.permute(1, 2, 0).numpy()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path, **options)
+
+
+def write_image_folder(root: Path, per_class: dict[str, int], size: int = 32, seed: int = 0,
+                       classes: tuple[str, ...] = CLASSES) -> dict[str, torch.Tensor]:
+    """PNGs of random pixels under root/<split>/<class>/; returns the images written per split."""
+    generator = torch.Generator().manual_seed(seed)
+    written = {}
+    for split, count in per_class.items():
+        images = []
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                image = torch.randint(0, 256, (3, size, size), dtype=torch.uint8,
+                                      generator=generator)
+                save_image(image, folder / f"{i:04d}.png")
+                images.append(image)
+        written[split] = torch.stack(images)
+    return written
+
+
+def write_cifar_files(data_dir: Path, dataset: str, train: int, test: int, seed: int = 0
+                      ) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """torchvision's python-format CIFAR files with random pixels and labels."""
+    rng = np.random.default_rng(seed)
+    if dataset == "cifar10":
+        folder, classes = data_dir / "cifar-10-batches-py", [f"c10_{i}" for i in range(10)]
+        parts = {f"data_batch_{i}": "train" for i in range(1, 6)} | {"test_batch": "test"}
+        label_key, meta = "labels", ("batches.meta", {"label_names": classes})
+    else:
+        folder, classes = data_dir / "cifar-100-python", [f"c100_{i:02d}" for i in range(100)]
+        parts = {"train": "train", "test": "test"}
+        label_key, meta = "fine_labels", ("meta", {"fine_label_names": classes})
+    folder.mkdir(parents=True)
+    counts = {"train": train, "test": test}
+    written: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+    for file_name, split in parts.items():
+        n = counts[split] // sum(1 for s in parts.values() if s == split)
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(label) for label in rng.integers(0, len(classes), n)]
+        with open(folder / file_name, "wb") as f:
+            pickle.dump({"data": data, label_key: labels}, f)
+        written[split][0].append(data)
+        written[split][1].extend(labels)
+    with open(folder / meta[0], "wb") as f:
+        pickle.dump(meta[1], f)
+    return {split: (np.concatenate(d), l) for split, (d, l) in written.items()}
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """data_dir/cifar10 as an image folder of PNGs: 3 classes, 20 train and 4 test images each."""
+    data_dir = tmp_path / "data"
+    written = write_image_folder(data_dir / "cifar10", {"train": 20, "test": 4})
+    return data_dir, written

@@ -1,0 +1,54 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robust_ssl import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_console_script_help():
+    script = Path(sys.executable).parent / "robust-ssl"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "fit" in result.stdout and "--config" in result.stdout
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "robust_ssl", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env)
+
+
+FIT = ["fit", "--model", "tests.toy.ToyClassifier",
+       "--data", "robust_ssl.data.modules.LabeledDataModule", "--trainer.fast_dev_run", "true",
+       "--trainer.accelerator", "cpu"]
+
+
+def test_missing_data_is_one_line_and_exit_2(tmp_path):
+    result = run_cli(*FIT, "--data.data_dir", str(tmp_path / "absent"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "robust-ssl: error:" in line]
+    assert len(error_lines) == 1 and "CIFAR-10 not found" in error_lines[0]
+    assert not (tmp_path / "absent").exists()  # nothing created on the way to failing
+
+
+def test_impossible_fraction_exits_2(tmp_path):
+    result = run_cli(*FIT, "--data.fraction", "1.5", "--data.data_dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "fraction=1.5 is outside (0, 1]" in result.stderr
+
+
+def test_main_turns_user_errors_into_exit_status_2(monkeypatch, capsys):
+    def failing_cli(**kwargs):
+        raise cli.RobustSSLError("bad input, fix it like so")
+
+    monkeypatch.setattr(cli, "LightningCLI", failing_cli)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "robust-ssl: error: bad input, fix it like so\n"
