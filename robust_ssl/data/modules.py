@@ -86,6 +86,7 @@ class LabeledDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.crop_flip = CropFlip()
         self.train: Split | None = None
+        self.train_is_features = False
 
     def prepare_data(self) -> None:
         for split in ("train", "test"):
@@ -100,6 +101,14 @@ class LabeledDataModule(pl.LightningDataModule):
         self.train = Split(full.images[train_idx], full.labels[train_idx], full.classes)
         self.val = Split(full.images[val_idx], full.labels[val_idx], full.classes)
         self.test = load_split(hp.dataset, "test", hp.data_dir)
+
+    def use_train_features(self, features: torch.Tensor) -> None:
+        """Train on precomputed features in place of images (a linear probe on a frozen
+        encoder): the same order and labels, and no augmentation."""
+        if len(features) != len(self.train):
+            raise ValueError(f"{len(features)} features for {len(self.train)} training images")
+        self.train = Split(features, self.train.labels, self.train.classes)
+        self.train_is_features = True
 
     @property
     def num_classes(self) -> int:
@@ -122,6 +131,6 @@ class LabeledDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
         training = self.trainer is not None and self.trainer.training
-        if training and self.hparams.augment:
+        if training and self.hparams.augment and not self.train_is_features:
             return self.crop_flip(images), labels
         return to_unit_float(images), labels

@@ -1,0 +1,154 @@
+"""Fine-tuning a (pretrained or random) encoder on labels, with on-the-fly FGSM batches.
+
+The paper's sections 3.2 and 4.1: a prediction layer trained on a label fraction, with or
+without FGSM examples generated against the current model at every step. The same module, from
+random weights with `freeze="full"`, is the supervised no-pretraining baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from robust_ssl.attacks import check_epsilon, fgsm
+from robust_ssl.errors import RobustSSLError
+from robust_ssl.knn import encode
+from robust_ssl.models.backbone import ResNet18Encoder, Stem
+from robust_ssl.models.export import load_encoder
+
+Freeze = Literal["linear", "partial", "full"]
+STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+class FineTuner(pl.LightningModule):
+    """Encoder + linear prediction layer, with a freezing policy and optional FGSM training.
+
+    freeze: "linear" trains only the prediction layer (the paper); "partial" freezes the stem
+    and the first `frozen_stages` residual stages; "full" trains everything. Frozen parts keep
+    their weights and, held in eval mode, their BatchNorm statistics, bit for bit, even while
+    FGSM back-propagates through them.
+
+    adversarial: each training batch is attacked with FGSM (ε = `eps`, default 8/255, the usual
+    CIFAR budget; the paper does not state one) against the current model, and the loss is
+    (1 − `adv_weight`)·CE(clean) + `adv_weight`·CE(adversarial): 0.5 is Goodfellow et al.
+    2015's mix, 1.0 trains on adversarial examples only. `random_start` switches to FGSM-RS
+    (Wong et al. 2020), which avoids catastrophic overfitting of plain FGSM training.
+
+    A linear probe without adversarial examples sees the same features every epoch, so they
+    are computed once (`cache_features`) and the prediction layer trains on them directly.
+    """
+
+    def __init__(
+        self,
+        encoder_path: str | None = None,
+        stem: Stem = "cifar",
+        num_classes: int = 10,
+        freeze: Freeze = "linear",
+        frozen_stages: int = 2,
+        adversarial: bool = False,
+        eps: float = 8 / 255,
+        adv_weight: float = 0.5,
+        random_start: bool = False,
+        optimizer: Literal["sgd", "adam"] = "sgd",
+        lr: float = 0.1,
+        weight_decay: float = 5e-4,
+        momentum: float = 0.9,
+        cache_features: bool = True,
+    ):
+        super().__init__()
+        if freeze not in ("linear", "partial", "full"):
+            raise RobustSSLError(f"unknown freeze {freeze!r}: choose linear, partial or full")
+        if not 0 <= frozen_stages <= 4:
+            raise RobustSSLError(f"frozen_stages={frozen_stages} is outside 0..4")
+        if not 0.0 <= adv_weight <= 1.0:
+            raise RobustSSLError(f"adv_weight={adv_weight} is outside [0, 1]")
+        check_epsilon(eps)
+        self.save_hyperparameters()
+        self.encoder = ResNet18Encoder(stem)
+        if encoder_path is not None:
+            load_encoder(self.encoder, encoder_path)
+        self.classifier = torch.nn.Linear(ResNet18Encoder.feature_dim, num_classes)
+        self.frozen = self._frozen_modules()
+        for module in self.frozen:
+            module.requires_grad_(False)
+        self.train()
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_fgsm_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def _frozen_modules(self) -> list[torch.nn.Module]:
+        net = self.encoder.net
+        stages = {"stem": torch.nn.ModuleList([net.conv1, net.bn1]), "layer1": net.layer1,
+                  "layer2": net.layer2, "layer3": net.layer3, "layer4": net.layer4}
+        policy = self.hparams.freeze
+        count = {"linear": 5, "partial": 1 + self.hparams.frozen_stages, "full": 0}[policy]
+        return [stages[name] for name in STAGES[:count]]
+
+    @property
+    def caches_features(self) -> bool:
+        hp = self.hparams
+        return hp.cache_features and hp.freeze == "linear" and not hp.adversarial
+
+    def train(self, mode: bool = True):
+        """Frozen parts stay in eval mode, so BatchNorm never updates their statistics."""
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(x))
+
+    def setup(self, stage: str) -> None:
+        """For a cached linear probe, hand the datamodule the frozen features of its train set."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage == "fit" and self.caches_features and datamodule is not None:
+            datamodule.setup("fit")
+            device = self.trainer.strategy.root_device
+            features = encode(self.encoder.to(device), datamodule.train.images, normalize=False)
+            datamodule.use_train_features(features.cpu())
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        inputs, labels = batch
+        if self.caches_features:
+            loss = F.cross_entropy(self.classifier(inputs), labels)
+        elif not self.hparams.adversarial:
+            loss = F.cross_entropy(self(inputs), labels)
+        else:
+            hp = self.hparams
+            adversarial = fgsm(self, inputs, labels, hp.eps, hp.random_start)
+            logits_clean, logits_adv = self(torch.cat([inputs, adversarial])).chunk(2)
+            loss_clean = F.cross_entropy(logits_clean, labels)
+            loss_adv = F.cross_entropy(logits_adv, labels)
+            loss = (1 - hp.adv_weight) * loss_clean + hp.adv_weight * loss_adv
+            self.log("train/loss_adv", loss_adv, batch_size=len(labels))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        """Clean and FGSM accuracy: a falling FGSM accuracy flags catastrophic overfitting."""
+        images, labels = batch
+        with torch.inference_mode(False):
+            images, labels = images.clone(), labels.clone()
+            adversarial = fgsm(self, images, labels, self.hparams.eps)
+        with torch.no_grad():
+            self.val_acc(self(images), labels)
+            self.val_fgsm_acc(self(adversarial), labels)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+        self.log("val/fgsm_acc", self.val_fgsm_acc, prog_bar=True)
+
+    def configure_optimizers(self):
+        """SGD (or AdamW) over the trainable parameters only, cosine-annealed to zero."""
+        hp = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, nesterov=True,
+                                  weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

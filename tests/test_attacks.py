@@ -1,0 +1,104 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from robust_ssl.attacks import fgsm, pgd, random_sign_noise
+from robust_ssl.errors import RobustSSLError
+
+EPS = 8 / 255
+
+
+@pytest.fixture(scope="module")
+def trained_toy():
+    """A small conv net fitted to ten brightness classes (standard AutoAttack targets nine
+    other classes): the attacks have a loss to raise."""
+    torch.manual_seed(0)
+    labels = torch.arange(80) % 10
+    images = (torch.rand(80, 3, 8, 8) * 0.1 + labels.view(-1, 1, 1, 1) * 0.09).clamp(0, 1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    model.zero_grad(set_to_none=True)
+    return model.eval(), images, labels
+
+
+ATTACKS = {
+    "fgsm": lambda m, x, y: fgsm(m, x, y, EPS),
+    "fgsm_rs": lambda m, x, y: fgsm(m, x, y, EPS, random_start=True),
+    "pgd": lambda m, x, y: pgd(m, x, y, EPS, alpha=2 / 255, steps=5),
+    "noise": lambda m, x, y: random_sign_noise(x, EPS),
+}
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_outputs_stay_in_the_ball_and_in_pixel_range(trained_toy, name):
+    model, x, y = trained_toy
+    x = torch.cat([x, torch.zeros(2, 3, 8, 8), torch.ones(2, 3, 8, 8)])  # pixels at the edges
+    y = torch.cat([y, torch.tensor([0, 1, 2, 3])])
+    adversarial = ATTACKS[name](model, x, y)
+    assert (adversarial - x).abs().max() <= EPS + 1e-6
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    assert not adversarial.requires_grad
+
+
+@pytest.mark.parametrize("name", ["fgsm", "fgsm_rs", "pgd"])
+def test_attacks_raise_the_loss_more_than_noise(trained_toy, name):
+    model, x, y = trained_toy
+    with torch.no_grad():
+        clean = F.cross_entropy(model(x), y)
+        noise = F.cross_entropy(model(random_sign_noise(x, EPS)), y)
+        attacked = F.cross_entropy(model(ATTACKS[name](model, x, y)), y)
+    assert attacked > clean and attacked > noise
+
+
+def test_pgd_is_at_least_as_strong_as_fgsm(trained_toy):
+    model, x, y = trained_toy
+    with torch.no_grad():
+        loss_fgsm = F.cross_entropy(model(fgsm(model, x, y, EPS)), y)
+        loss_pgd = F.cross_entropy(model(pgd(model, x, y, EPS, 2 / 255, steps=20)), y)
+    assert loss_pgd >= loss_fgsm * 0.99
+
+
+def test_fgsm_equals_one_pgd_step_from_zero_with_alpha_eps(trained_toy):
+    model, x, y = trained_toy
+    torch.testing.assert_close(fgsm(model, x, y, EPS),
+                               pgd(model, x, y, EPS, alpha=EPS, steps=1, random_start=False))
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_mode_is_kept_and_no_parameter_gradient_is_left(trained_toy, name, mode):
+    model, x, y = trained_toy
+    model.train(mode == "train")
+    running_mean = model[1].running_mean.clone()
+    ATTACKS[name](model, x, y)
+    assert model.training == (mode == "train")
+    assert all(p.grad is None for p in model.parameters())
+    if mode == "eval":
+        assert torch.equal(model[1].running_mean, running_mean)
+    model.eval()
+
+
+def test_impossible_epsilon_is_a_clear_error(trained_toy):
+    model, x, y = trained_toy
+    with pytest.raises(RobustSSLError, match=r"eps=8 is outside \[0, 1\].*8/255"):
+        fgsm(model, x, y, eps=8)
+    with pytest.raises(RobustSSLError, match="eps=-0.1"):
+        pgd(model, x, y, eps=-0.1, alpha=0.01, steps=3)
+
+
+def test_autoattack_runs_on_a_tiny_model_and_never_beats_pgd(trained_toy):
+    pytest.importorskip("pyautoattack")
+    from robust_ssl.attacks import autoattack
+    model, x, y = trained_toy
+    x, y = x[:6], y[:6]
+    adversarial = autoattack(model, x, y, eps=EPS, batch_size=6)
+    assert (adversarial - x).abs().max() <= EPS + 1e-5
+    with torch.no_grad():
+        aa_acc = (model(adversarial).argmax(1) == y).float().mean()
+        pgd_acc = (model(pgd(model, x, y, EPS, 2 / 255, 20)).argmax(1) == y).float().mean()
+    assert aa_acc <= pgd_acc

@@ -1,0 +1,119 @@
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from robust_ssl.data.modules import LabeledDataModule
+from robust_ssl.errors import RobustSSLError
+from robust_ssl.finetune import FineTuner
+from robust_ssl.models.backbone import ResNet18Encoder
+from robust_ssl.models.export import CheckpointError, save_encoder
+
+
+def fit(model, data, **kwargs):
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         max_epochs=kwargs.pop("max_epochs", 1), **kwargs)
+    trainer.fit(model, data)
+    return trainer
+
+
+@pytest.fixture
+def encoder_file(tmp_path):
+    torch.manual_seed(0)
+    encoder = ResNet18Encoder("imagenet")
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after pretraining
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return save_encoder(encoder, tmp_path / "encoder.pt")
+
+
+def trainable(model):
+    return {name.split(".")[0] if not name.startswith("encoder.net.") else name.split(".")[2]
+            for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_freezing_policies_choose_the_trainable_parts():
+    assert trainable(FineTuner(stem="imagenet", freeze="linear")) == {"classifier"}
+    assert trainable(FineTuner(stem="imagenet", freeze="partial", frozen_stages=2)) == {
+        "layer3", "layer4", "classifier"}
+    full = trainable(FineTuner(stem="imagenet", freeze="full"))
+    assert {"conv1", "bn1", "layer1", "layer4", "classifier"} <= full
+
+
+def test_frozen_encoder_is_bit_identical_after_adversarial_linear_fine_tuning(
+        image_folder, encoder_file):
+    data_dir, _ = image_folder
+    model = FineTuner(str(encoder_file), stem="imagenet", num_classes=3, adversarial=True,
+                      adv_weight=1.0)
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    classifier_before = model.classifier.weight.clone()
+    fit(model, LabeledDataModule(data_dir=str(data_dir), batch_size=8, val_fraction=0.2),
+        max_epochs=2)
+    after = model.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "encoder changed"
+    assert not torch.equal(classifier_before, model.classifier.weight)
+
+
+def test_partial_fine_tuning_keeps_frozen_stages_and_updates_the_rest(image_folder, encoder_file):
+    data_dir, _ = image_folder
+    model = FineTuner(str(encoder_file), stem="imagenet", num_classes=3, freeze="partial",
+                      frozen_stages=1, adversarial=True)
+    frozen_before = {k: v.clone() for k, v in model.encoder.net.layer1.state_dict().items()}
+    layer4_before = model.encoder.net.layer4[0].conv1.weight.clone()
+    fit(model, LabeledDataModule(data_dir=str(data_dir), batch_size=8, val_fraction=0.0))
+    assert all(torch.equal(v, model.encoder.net.layer1.state_dict()[k])
+               for k, v in frozen_before.items())
+    assert not torch.equal(layer4_before, model.encoder.net.layer4[0].conv1.weight)
+
+
+def test_cached_features_train_the_same_probe_as_reencoding(image_folder, encoder_file):
+    data_dir, _ = image_folder
+    weights = {}
+    for cache in (True, False):
+        pl.seed_everything(3)
+        data = LabeledDataModule(data_dir=str(data_dir), batch_size=8, val_fraction=0.0,
+                                 augment=False)
+        model = FineTuner(str(encoder_file), stem="imagenet", num_classes=3, lr=0.05,
+                          cache_features=cache)
+        fit(model, data, max_epochs=2)
+        assert data.train_is_features == cache
+        weights[cache] = model.classifier.weight.detach().clone()
+    torch.testing.assert_close(weights[True], weights[False], rtol=1e-4, atol=1e-5)
+
+
+def test_supervised_baseline_trains_everything_from_random_weights():
+    model = FineTuner(encoder_path=None, stem="imagenet", freeze="full", adversarial=True)
+    assert all(p.requires_grad for p in model.parameters())
+    assert model.frozen == [] and not model.caches_features
+
+
+def test_adversarial_step_mixes_clean_and_fgsm_losses():
+    torch.manual_seed(0)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    losses = {}
+    for weight in (0.0, 1.0, 0.5):
+        torch.manual_seed(1)
+        model = FineTuner(stem="imagenet", freeze="linear", adversarial=True, adv_weight=weight)
+        model.log = lambda *args, **kwargs: None
+        model.eval()  # deterministic forward: the three losses come from the same model
+        losses[weight] = model.training_step((x, y), 0).item()
+    assert losses[1.0] > losses[0.0]  # FGSM raises the loss
+    assert losses[0.5] == pytest.approx((losses[0.0] + losses[1.0]) / 2, rel=1e-5)
+
+
+def test_encoder_of_another_stem_is_refused(encoder_file):
+    with pytest.raises(CheckpointError, match="holds .*'imagenet'.*model is .*'cifar'"):
+        FineTuner(str(encoder_file), stem="cifar")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"eps": 8}, "eps=8 is outside"),
+    ({"adv_weight": 1.5}, "adv_weight=1.5"),
+    ({"freeze": "some"}, "unknown freeze 'some'"),
+    ({"frozen_stages": 7}, "frozen_stages=7"),
+])
+def test_impossible_settings_are_clear_errors(kwargs, match):
+    with pytest.raises(RobustSSLError, match=match):
+        FineTuner(stem="imagenet", **kwargs)
