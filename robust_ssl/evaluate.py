@@ -64,19 +64,29 @@ class AdversarialEvaluator(pl.LightningModule):
             raise RobustSSLError(f"unknown attack {unknown[0]!r}: choose from {', '.join(ATTACKS)}")
         for eps in list(epsilons) + ([large_eps] if large_eps is not None else []):
             check_epsilon(eps)
+        if not Path(checkpoint).is_file():
+            raise RobustSSLError(f"classifier checkpoint '{checkpoint}' does not exist: run the "
+                                 "fine-tuning that writes it, or fix the path")
         self.save_hyperparameters()
-        self.classifier = load_classifier(checkpoint)
-        self.classifier.eval()
         self.settings = [("clean", 0.0)] + [(a, e) for e in epsilons for a in attacks]
         if large_eps is not None:
             self.settings.append(("pgd", large_eps))
+        self.classifier: FineTuner | None = None
+        self.examples = SumMetric()
+        self._start = 0.0
+
+    def setup(self, stage: str) -> None:
+        """Load the classifier here, not in __init__: a LightningModule built while the CLI
+        instantiates another one would record the outer module's hyperparameters."""
+        if self.classifier is not None:
+            return
+        self.classifier = load_classifier(self.hparams.checkpoint)
+        self.classifier.eval()
         num_classes = self.classifier.hparams.num_classes
         self.accuracy = torch.nn.ModuleDict({
             self.key(a, e): MulticlassAccuracy(num_classes, average="micro")
             for a, e in self.settings
         })
-        self.examples = SumMetric()
-        self._start = 0.0
 
     @staticmethod
     def key(attack: str, eps: float) -> str:
@@ -85,7 +95,8 @@ class AdversarialEvaluator(pl.LightningModule):
     def train(self, mode: bool = True):
         """The classifier is evaluated in eval mode whatever Lightning asks."""
         super().train(mode)
-        self.classifier.eval()
+        if self.classifier is not None:
+            self.classifier.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,9 +184,6 @@ class AdversarialEvaluator(pl.LightningModule):
 def load_classifier(checkpoint: str) -> FineTuner:
     """A FineTuner from its Lightning checkpoint (weights only; the encoder file is not reread)."""
     path = Path(checkpoint)
-    if not path.is_file():
-        raise RobustSSLError(f"classifier checkpoint '{path}' does not exist: run the "
-                             "fine-tuning that writes it, or fix the path")
     try:
         return FineTuner.load_from_checkpoint(path, map_location="cpu", encoder_path=None,
                                               weights_only=True)

@@ -25,6 +25,13 @@ def test_labeled_module_splits_fraction_validation_and_test(image_folder):
     assert sum(len(y) for _, y in data.val_dataloader()) == 15
 
 
+def test_test_fraction_keeps_a_stratified_subset(image_folder):
+    data_dir, _ = image_folder
+    data = LabeledDataModule(data_dir=str(data_dir), test_fraction=0.5)
+    data.setup("test")
+    assert torch.bincount(data.test.labels).tolist() == [2, 2, 2]
+
+
 def test_train_loader_reshuffles_and_eval_loader_keeps_order(image_folder):
     data_dir, _ = image_folder
     data = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.0, batch_size=60)

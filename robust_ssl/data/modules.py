@@ -74,15 +74,18 @@ class LabeledDataModule(pl.LightningDataModule):
     """A labeled dataset (CIFAR-10 by default) as a stratified label fraction, validation, test.
 
     A `val_fraction` of each class is held out before `fraction` of the rest is taken, so the
-    validation set is the same for every fraction. Training batches get the standard pad-crop
+    validation set is the same for every fraction; `test_fraction` < 1 evaluates on a stratified
+    subset of the test split (for quick profiles). Training batches get the standard pad-crop
     and flip when `augment` is on; every batch becomes float [0, 1] on the device.
     """
 
     def __init__(self, dataset: str = "cifar10", data_dir: str = "data", fraction: float = 1.0,
                  val_fraction: float = 0.1, seed: int = 0, batch_size: int = 128,
-                 eval_batch_size: int = 512, augment: bool = True, download: bool = False):
+                 eval_batch_size: int = 512, augment: bool = True, download: bool = False,
+                 test_fraction: float = 1.0):
         super().__init__()
         check_fraction(fraction)
+        check_fraction(test_fraction, "test_fraction")
         self.save_hyperparameters()
         self.crop_flip = CropFlip()
         self.train: Split | None = None
@@ -100,7 +103,9 @@ class LabeledDataModule(pl.LightningDataModule):
         train_idx, val_idx = stratified_split(full.labels, hp.fraction, hp.val_fraction, hp.seed)
         self.train = Split(full.images[train_idx], full.labels[train_idx], full.classes)
         self.val = Split(full.images[val_idx], full.labels[val_idx], full.classes)
-        self.test = load_split(hp.dataset, "test", hp.data_dir)
+        test = load_split(hp.dataset, "test", hp.data_dir)
+        keep, _ = stratified_split(test.labels, hp.test_fraction, seed=hp.seed)
+        self.test = Split(test.images[keep], test.labels[keep], test.classes)
 
     def use_train_features(self, features: torch.Tensor) -> None:
         """Train on precomputed features in place of images (a linear probe on a frozen
