@@ -14,9 +14,10 @@ from pytorch_lightning.cli import LightningCLI
 from robust_ssl.errors import RobustSSLError
 
 
-def main(args: list[str] | None = None) -> None:
+def run_cli(args: list[str] | None = None) -> LightningCLI:
+    """Run Lightning's CLI; a user error comes out as the RobustSSLError behind it."""
     try:
-        LightningCLI(
+        return LightningCLI(
             args=args,
             subclass_mode_model=True,
             subclass_mode_data=True,
@@ -26,7 +27,14 @@ def main(args: list[str] | None = None) -> None:
         user_error = _user_error(error)
         if user_error is None:
             raise
-        print(f"robust-ssl: error: {user_error}", file=sys.stderr)
+        raise user_error from None
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        run_cli(args)
+    except RobustSSLError as error:
+        print(f"robust-ssl: error: {error}", file=sys.stderr)
         sys.exit(2)
 
 

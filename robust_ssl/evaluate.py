@@ -41,7 +41,8 @@ class AdversarialEvaluator(pl.LightningModule):
 
     attacks: any of "fgsm", "pgd" (`pgd_steps` steps of `pgd_alpha`, random start) and "noise"
     (random ±ε signs, the control). `large_eps` adds PGD at that budget, where a model that is
-    not masking gradients falls to near zero. `autoattack_examples` > 0 runs standard AutoAttack
+    not masking gradients falls to near zero; it takes `large_eps_steps` steps of 2.5·ε/steps
+    (Madry et al.'s rule), since a step of 2/255 would not cross a ball that large. `autoattack_examples` > 0 runs standard AutoAttack
     on that many test images (the first ones of a fixed permutation) at each ε.
     """
 
@@ -54,6 +55,7 @@ class AdversarialEvaluator(pl.LightningModule):
         pgd_steps: int = 20,
         pgd_alpha: float = 2 / 255,
         large_eps: float | None = 64 / 255,
+        large_eps_steps: int = 10,
         autoattack_examples: int = 0,
         seed: int = 0,
         run_name: str | None = None,
@@ -112,7 +114,11 @@ class AdversarialEvaluator(pl.LightningModule):
         if attack == "fgsm":
             return fgsm(self.classifier, x, y, eps)
         if attack == "pgd":
-            return pgd(self.classifier, x, y, eps, self.hparams.pgd_alpha, self.hparams.pgd_steps)
+            hp = self.hparams
+            if eps in hp.epsilons:
+                return pgd(self.classifier, x, y, eps, hp.pgd_alpha, hp.pgd_steps)
+            return pgd(self.classifier, x, y, eps, 2.5 * eps / hp.large_eps_steps,
+                       hp.large_eps_steps)
         return random_sign_noise(x, eps)
 
     def test_step(self, batch, batch_idx: int) -> None:

@@ -16,7 +16,7 @@ def encode(encoder: torch.nn.Module, images: torch.Tensor, batch_size: int = 512
     """Features (L2-normalised by default) of uint8 or [0, 1] images, in eval mode, computed
     on the encoder's device."""
     device = next(encoder.parameters()).device
-    was_training = encoder.training
+    modes = {module: module.training for module in encoder.modules()}
     encoder.eval()
     features = []
     for start in range(0, len(images), batch_size):
@@ -24,7 +24,8 @@ def encode(encoder: torch.nn.Module, images: torch.Tensor, batch_size: int = 512
         batch = batch.float().div_(255) if batch.dtype == torch.uint8 else batch
         output = encoder(batch).float()
         features.append(F.normalize(output, dim=1) if normalize else output)
-    encoder.train(was_training)
+    for module, training in modes.items():  # restore each module's own mode (frozen parts!)
+        module.training = training
     return torch.cat(features)
 
 

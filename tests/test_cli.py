@@ -45,7 +45,10 @@ def test_impossible_fraction_exits_2(tmp_path):
 
 def test_main_turns_user_errors_into_exit_status_2(monkeypatch, capsys):
     def failing_cli(**kwargs):
-        raise cli.RobustSSLError("bad input, fix it like so")
+        try:
+            raise cli.RobustSSLError("bad input, fix it like so")
+        except cli.RobustSSLError as inner:  # wrapped, as jsonargparse wraps it
+            raise ValueError("Does not validate against any of the Union subtypes") from inner
 
     monkeypatch.setattr(cli, "LightningCLI", failing_cli)
     with pytest.raises(SystemExit) as exit_info:

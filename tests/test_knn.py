@@ -52,10 +52,12 @@ def test_accuracy_on_separable_features_and_chance_on_noise():
                         k=20) < 0.6
 
 
-def test_encode_accepts_uint8_and_restores_training_mode():
-    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(12)).train()
+def test_encode_accepts_uint8_and_restores_every_module_mode():
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(12),
+                                  torch.nn.BatchNorm1d(12)).train()
+    encoder[2].eval()  # a frozen part must stay in eval mode afterwards
     images = torch.randint(0, 256, (10, 3, 2, 2), dtype=torch.uint8)
     features = encode(encoder, images, batch_size=4)
     assert features.shape == (10, 12)
     torch.testing.assert_close(features.norm(dim=1), torch.ones(10))
-    assert encoder.training
+    assert [m.training for m in encoder] == [True, True, False]

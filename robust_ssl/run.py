@@ -1,0 +1,165 @@
+"""One cell of a table recipe: a profile's YAML, pointed at a run directory, run to completion.
+
+`make table1` calls this for every missing result file. It takes `experiments/<profile>/<stage>.yaml`,
+sends every output (logs, checkpoints, encoder, results JSON) into the run directory, applies
+the cell's overrides, saves the resolved config there and runs it with the Lightning CLI. So a
+cell is rerun by hand with `robust-ssl fit --config <run_dir>/config.yaml`, and a run that was
+interrupted resumes from `<run_dir>/checkpoints/last.ckpt`.
+
+    python -m robust_ssl.run pretrain  --profile quick --run-dir R [--set data.dataset=cifar10]
+    python -m robust_ssl.run finetune  --profile quick --run-dir R --set data.fraction=0.1
+    python -m robust_ssl.run evaluate  --profile quick --run-dir R --output R.json
+    python -m robust_ssl.run check-data --data-dir D --datasets cifar10 cifar100 [--download]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from robust_ssl.errors import RobustSSLError
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+STAGES = {"pretrain": ("simclr", "fit"), "finetune": ("finetune", "fit"),
+          "supervised": ("supervised", "fit"), "evaluate": ("evaluate", "test")}
+CHECKPOINT = "pytorch_lightning.callbacks.ModelCheckpoint"
+EXPORT = "robust_ssl.pretrain.ExportEncoder"
+FINAL_CLASSIFIER = "classifier.ckpt"
+
+
+def base_config(profile: str, stage: str) -> dict:
+    path = EXPERIMENTS / profile / f"{STAGES[stage][0]}.yaml"
+    if not path.is_file():
+        profiles = sorted(p.name for p in EXPERIMENTS.iterdir() if p.is_dir())
+        raise RobustSSLError(f"no config '{path}': profile {profile!r} unknown or incomplete "
+                             f"(profiles: {', '.join(profiles)})")
+    return yaml.safe_load(path.read_text())
+
+
+def parse_value(text: str):
+    """`--set key=value` values are YAML: 0.1, true, null, cifar10 all mean what they say."""
+    return yaml.safe_load(text)
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> None:
+    """Dotted keys address init_args directly: data.fraction, model.adversarial, trainer.x."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RobustSSLError(f"--set {item!r}: expected key=value, e.g. data.fraction=0.1")
+        section, *rest = key.split(".")
+        node = config.setdefault(section, {})
+        if "init_args" in node:
+            node = node["init_args"]
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node[rest[-1]] = parse_value(value)
+
+
+def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode: str) -> None:
+    """Send logs, checkpoints and the encoder export of a run into `run_dir`."""
+    trainer = config.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(run_dir)
+    loggers = [{"class_path": "pytorch_lightning.loggers.CSVLogger",
+                "init_args": {"save_dir": str(run_dir), "name": "csv", "version": ""}}]
+    if wandb_mode != "off":
+        loggers.append({"class_path": "pytorch_lightning.loggers.WandbLogger",
+                        "init_args": {"project": "robust-ssl", "group": group, "name": name,
+                                      "save_dir": str(run_dir), "offline": wandb_mode != "online",
+                                      "job_type": STAGES[config["_stage"]][0]}})
+    trainer["logger"] = loggers
+    for callback in trainer.get("callbacks", []):
+        args = callback.setdefault("init_args", {})
+        if callback["class_path"] == CHECKPOINT:
+            args["dirpath"] = str(run_dir / "checkpoints")
+        elif callback["class_path"] == EXPORT:
+            args["path"] = str(run_dir / "encoder.pt")
+
+
+def run_stage(args: argparse.Namespace) -> None:
+    from robust_ssl.cli import run_cli
+
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = base_config(args.profile, args.stage)
+    config["_stage"] = args.stage
+    if args.stage == "evaluate":
+        config["model"]["init_args"].update(checkpoint=str(run_dir / FINAL_CLASSIFIER),
+                                           output=args.output, run_name=run_dir.name)
+    apply_overrides(config, [f"data.data_dir={args.data_dir}"] + (args.set or []))
+    route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name, args.wandb)
+    del config["_stage"]
+    resolved = run_dir / ("evaluate.yaml" if args.stage == "evaluate" else "config.yaml")
+    resolved.write_text(yaml.safe_dump(config, sort_keys=False))
+    subcommand = STAGES[args.stage][1]
+    cli_args = [subcommand, "--config", str(resolved)]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if subcommand == "fit" and last.is_file():
+        print(f"resuming {run_dir.name} from {last}", flush=True)
+        cli_args += ["--ckpt_path", str(last)]
+    print(f"$ robust-ssl {' '.join(cli_args)}", flush=True)
+    start = time.perf_counter()
+    cli = run_cli(cli_args)
+    minutes = (time.perf_counter() - start) / 60
+    if args.stage in ("finetune", "supervised"):
+        # the finished classifier: its existence marks the cell's training as complete
+        cli.trainer.save_checkpoint(run_dir / FINAL_CLASSIFIER)
+    (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
+    if args.stage == "evaluate":
+        print(summary_line(Path(args.output), run_dir), flush=True)
+
+
+def summary_line(output: Path, run_dir: Path) -> str:
+    result = json.loads(output.read_text())
+    metrics = result["metrics"]
+    shown = ", ".join(f"{name} {100 * value:.1f}%" for name, value in metrics.items())
+    minutes = sum(float(p.read_text()) for p in run_dir.glob("*_minutes.txt"))
+    return f"finished {result['run']}: {shown} ({minutes:.1f} min)"
+
+
+def check_data(args: argparse.Namespace) -> None:
+    """Load (and cache) every split a table needs before any training starts."""
+    from robust_ssl.data.sources import load_split
+
+    for dataset in args.datasets:
+        for split in ("train", "test"):
+            loaded = load_split(dataset, split, args.data_dir, download=args.download)
+            print(f"data: {dataset} {split}: {len(loaded)} images, {len(loaded.classes)} classes",
+                  flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m robust_ssl.run",
+                                     description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    for stage in STAGES:
+        p = sub.add_parser(stage)
+        p.add_argument("--profile", required=True)
+        p.add_argument("--run-dir", required=True)
+        p.add_argument("--data-dir", default="data")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--group", help="W&B group (default: the profile)")
+        p.add_argument("--wandb", choices=("offline", "online", "off"),
+                       default=os.environ.get("WANDB", "offline"))
+        if stage == "evaluate":
+            p.add_argument("--output", required=True)
+    data = sub.add_parser("check-data")
+    data.add_argument("--data-dir", default="data")
+    data.add_argument("--datasets", nargs="+", required=True)
+    data.add_argument("--download", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        check_data(args) if args.stage == "check-data" else run_stage(args)
+    except RobustSSLError as error:
+        print(f"robust-ssl: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
