@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test clean-venv table1 check-data
+.PHONY: install test clean-venv table1 table2 check-data
 
 install: $(VENV)/.installed
 
@@ -37,12 +37,12 @@ export WANDB
 PRETRAIN_NAME := $(notdir $(patsubst %/,%,$(PRETRAIN_DATA)))
 OUT := $(RESULTS)/$(PROFILE)
 RUN := $(PY) -m robust_ssl.run
-STAGE_ARGS = --profile $(PROFILE) --data-dir $(DATA_DIR) --group table1-$(PROFILE)
+STAGE_ARGS = --profile $(PROFILE) --data-dir $(DATA_DIR)
 
 # Runs before any training (order-only, so it never forces a rebuild): loads and caches the
 # data, downloading what is missing when DOWNLOAD=1, and stops at once when it cannot.
 check-data: | $(VENV)/.installed
 	@echo "profile: $(PROFILE) ($(if $(GPU),a CUDA GPU is visible,no CUDA GPU visible)); choose with PROFILE=paper|quick|smoke"
-	$(RUN) check-data --data-dir $(DATA_DIR) --datasets cifar10 $(PRETRAIN_DATA) $(if $(filter 1,$(DOWNLOAD)),--download)
+	$(RUN) check-data --data-dir $(DATA_DIR) --datasets $(sort cifar10 $(PRETRAIN_DATA)) $(if $(filter 1,$(DOWNLOAD)),--download)
 
-include experiments/table1.mk
+include experiments/tables.mk

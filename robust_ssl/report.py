@@ -2,8 +2,8 @@
 
     python -m robust_ssl.report table1 --results results/quick --pretrain cifar10 --profile quick
 
-writes table1.md, table1.csv and table1.png into the results directory, prints the table, and
-(unless --wandb off) logs it to W&B as a wandb.Table.
+writes table1.md, table1.csv and table1.png (likewise table2) into the results directory,
+prints the table, and (unless --wandb off) logs it to W&B as a wandb.Table.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.tracking import MODES, wandb_mode
 
 EPS = "8/255"
 # Table 1 of the paper, accuracy %: clean, FGSM, clean after adversarial fine-tuning, FGSM after.
@@ -27,6 +27,10 @@ PAPER_TABLE1 = {
     "30%": (63, 33, 62, 38),
     "100%": (63, 35, 62, 40),
 }
+# Table 2 of the paper: FGSM accuracy % after adversarial fine-tuning on 30% of the labels.
+PAPER_TABLE2 = {"rotation": 25, "jigsaw": 29, "simclr": 38}
+TABLE2_TASKS = {"rotation": "Rotation", "jigsaw": "Jigsaw", "simclr": "SimCLR",
+                "multitask": "Multi-task (SimCLR + rotation + jigsaw)"}
 COLUMNS = [  # (header, which run, metric, index into the paper's row or None)
     ("clean", "clean", "clean", 0),
     ("FGSM", "clean", f"fgsm@{EPS}", 1),
@@ -116,6 +120,73 @@ def write_table1(results: Path, pretrain: str, profile: str) -> str:
     return text
 
 
+def write_table2(results: Path, pretrain: str, profile: str) -> str:
+    """Rows: pretext tasks; columns: clean, FGSM and PGD-20 after adversarial linear
+    fine-tuning on 30% of the labels; FGSM beside the paper's number."""
+    runs = {}
+    missing = []
+    for task in TABLE2_TASKS:
+        path = results / f"{task}-{pretrain}-f30-adv.json"
+        if path.is_file():
+            runs[task] = json.loads(path.read_text())
+        else:
+            missing.append(str(path))
+    if missing:
+        raise RobustSSLError(f"missing run results: {', '.join(missing)}; run `make table2` "
+                             "to produce them")
+    pretrain_name = PRETRAIN_NAMES.get(pretrain, f"image folder '{pretrain}'")
+    title = (f"Table 2: CIFAR-10 accuracy (%) after adversarial linear fine-tuning on 30% of "
+             f"the labels, ours (paper), profile `{profile}`, pretrained on {pretrain_name}")
+    headers = ["clean", "FGSM", "PGD-20"]
+    metrics = ["clean", f"fgsm@{EPS}", f"pgd@{EPS}"]
+    lines = [f"# {title}", "", "| pretext task | " + " | ".join(headers) + " |",
+             "|" + " --- |" * (len(headers) + 1)]
+    csv_rows = [["pretext_task"] + headers + ["FGSM (paper)"]]
+    for task, label in TABLE2_TASKS.items():
+        values = [100 * runs[task]["metrics"][m] for m in metrics]
+        paper = PAPER_TABLE2.get(task)
+        shown = [f"{v:.1f}" for v in values]
+        if paper is not None:
+            shown[1] += f" ({paper})"
+        lines.append(f"| {label} | " + " | ".join(shown) + " |")
+        csv_rows.append([label] + [f"{v:.2f}" for v in values] + ["" if paper is None else paper])
+    test_examples = next(iter(runs.values()))["examples"]["test"]
+    warnings = [f"- {task}: {w}" for task, run in runs.items() for w in run["sanity"]["warnings"]]
+    lines += ["", f"Attacks at ε = {EPS} (L∞) on {test_examples} CIFAR-10 test images. The "
+              "paper reports only the FGSM column.", "",
+              "Sanity checks: " + ("all passed." if not warnings else "")] + warnings
+    text = "\n".join(lines) + "\n"
+    (results / "table2.md").write_text(text)
+    with open(results / "table2.csv", "w", newline="") as f:
+        csv.writer(f).writerows(csv_rows)
+    plot_table2(results / "table2.png", csv_rows, title)
+    return text
+
+
+def plot_table2(path: Path, csv_rows: list[list], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    header, rows = csv_rows[0], csv_rows[1:]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.25
+    for k, column in enumerate(header[1:4]):
+        xs = [r + (k - 1) * width for r in range(len(rows))]
+        ax.bar(xs, [float(row[1 + k]) for row in rows], width, label=column)
+    paper = [(r, float(row[4])) for r, row in enumerate(rows) if row[4] != ""]
+    ax.scatter(*zip(*paper), marker="_", s=300, color="black", zorder=3, label="paper (FGSM)")
+    ax.set_xticks(range(len(rows)), [row[0].split(" (")[0] for row in rows])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_table1(path: Path, rows: list[Row], cells, title: str) -> None:
     """Grouped bars of our four paper columns per row, the paper's numbers as black ticks."""
     import matplotlib
@@ -160,21 +231,23 @@ def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m robust_ssl.report",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("table", choices=["table1"])
+    parser.add_argument("table", choices=["table1", "table2"])
     parser.add_argument("--results", required=True)
     parser.add_argument("--pretrain", default="cifar100")
     parser.add_argument("--profile", required=True)
-    parser.add_argument("--wandb", choices=("offline", "online", "off"),
-                        default=os.environ.get("WANDB", "offline"))
+    parser.add_argument("--wandb", choices=MODES, default=None,
+                        help="offline (default, or $WANDB), online or off")
     args = parser.parse_args(argv)
     results = Path(args.results)
     try:
-        text = write_table1(results, args.pretrain, args.profile)
+        mode = wandb_mode(args.wandb)
+        write = write_table1 if args.table == "table1" else write_table2
+        text = write(results, args.pretrain, args.profile)
     except RobustSSLError as error:
         print(f"robust-ssl: error: {error}", file=sys.stderr)
         sys.exit(2)
-    if args.wandb != "off":
-        log_to_wandb(results, args.table, f"{args.table}-{args.profile}", args.wandb)
+    if mode != "off":
+        log_to_wandb(results, args.table, f"{args.table}-{args.profile}", mode)
     print(text)
 
 

@@ -6,7 +6,7 @@ the cell's overrides, saves the resolved config there and runs it with the Light
 cell is rerun by hand with `robust-ssl fit --config <run_dir>/config.yaml`, and a run that was
 interrupted resumes from `<run_dir>/checkpoints/last.ckpt`.
 
-    python -m robust_ssl.run pretrain  --profile quick --run-dir R [--set data.dataset=cifar10]
+    python -m robust_ssl.run pretrain  --profile quick --run-dir R [--task rotation] [--set ...]
     python -m robust_ssl.run finetune  --profile quick --run-dir R --set data.fraction=0.1
     python -m robust_ssl.run evaluate  --profile quick --run-dir R --output R.json
     python -m robust_ssl.run check-data --data-dir D --datasets cifar10 cifar100 [--download]
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,22 +23,32 @@ from pathlib import Path
 import yaml
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.tracking import MODES, wandb_mode
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-STAGES = {"pretrain": ("simclr", "fit"), "finetune": ("finetune", "fit"),
+STAGES = {"pretrain": ("<task>", "fit"), "finetune": ("finetune", "fit"),
           "supervised": ("supervised", "fit"), "evaluate": ("evaluate", "test")}
+NOT_PRETEXT = {"finetune", "supervised", "evaluate"}
 CHECKPOINT = "pytorch_lightning.callbacks.ModelCheckpoint"
 EXPORT = "robust_ssl.pretrain.ExportEncoder"
 FINAL_CLASSIFIER = "classifier.ckpt"
 
 
-def base_config(profile: str, stage: str) -> dict:
-    path = EXPERIMENTS / profile / f"{STAGES[stage][0]}.yaml"
-    if not path.is_file():
+def pretext_tasks(profile: str) -> list[str]:
+    """The pretext tasks a profile has a YAML for: adding a task is adding its YAML."""
+    return sorted(p.stem for p in (EXPERIMENTS / profile).glob("*.yaml")
+                  if p.stem not in NOT_PRETEXT)
+
+
+def base_config(profile: str, stage: str, task: str = "simclr") -> dict:
+    if not (EXPERIMENTS / profile).is_dir():
         profiles = sorted(p.name for p in EXPERIMENTS.iterdir() if p.is_dir())
-        raise RobustSSLError(f"no config '{path}': profile {profile!r} unknown or incomplete "
-                             f"(profiles: {', '.join(profiles)})")
-    return yaml.safe_load(path.read_text())
+        raise RobustSSLError(f"profile {profile!r} unknown: choose one of {', '.join(profiles)}")
+    name = task if stage == "pretrain" else STAGES[stage][0]
+    if stage == "pretrain" and task not in pretext_tasks(profile):
+        raise RobustSSLError(f"unknown task {task!r}: choose one of "
+                             f"{', '.join(pretext_tasks(profile))}")
+    return yaml.safe_load((EXPERIMENTS / profile / f"{name}.yaml").read_text())
 
 
 def parse_value(text: str):
@@ -72,7 +81,7 @@ def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode
         loggers.append({"class_path": "pytorch_lightning.loggers.WandbLogger",
                         "init_args": {"project": "robust-ssl", "group": group, "name": name,
                                       "save_dir": str(run_dir), "offline": wandb_mode != "online",
-                                      "job_type": STAGES[config["_stage"]][0]}})
+                                      "job_type": config["_stage"]}})
     trainer["logger"] = loggers
     for callback in trainer.get("callbacks", []):
         args = callback.setdefault("init_args", {})
@@ -87,13 +96,14 @@ def run_stage(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = base_config(args.profile, args.stage)
+    config = base_config(args.profile, args.stage, getattr(args, "task", "simclr"))
     config["_stage"] = args.stage
     if args.stage == "evaluate":
         config["model"]["init_args"].update(checkpoint=str(run_dir / FINAL_CLASSIFIER),
                                            output=args.output, run_name=run_dir.name)
     apply_overrides(config, [f"data.data_dir={args.data_dir}"] + (args.set or []))
-    route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name, args.wandb)
+    route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name,
+                  wandb_mode(args.wandb))
     del config["_stage"]
     resolved = run_dir / ("evaluate.yaml" if args.stage == "evaluate" else "config.yaml")
     resolved.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -145,10 +155,13 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--data-dir", default="data")
         p.add_argument("--set", action="append", metavar="KEY=VALUE")
         p.add_argument("--group", help="W&B group (default: the profile)")
-        p.add_argument("--wandb", choices=("offline", "online", "off"),
-                       default=os.environ.get("WANDB", "offline"))
+        p.add_argument("--wandb", choices=MODES, default=None,
+                       help="offline (default, or $WANDB), online or off")
         if stage == "evaluate":
             p.add_argument("--output", required=True)
+        if stage == "pretrain":
+            p.add_argument("--task", default="simclr",
+                           help="the pretext task: experiments/<profile>/<task>.yaml")
     data = sub.add_parser("check-data")
     data.add_argument("--data-dir", default="data")
     data.add_argument("--datasets", nargs="+", required=True)

@@ -49,3 +49,10 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(image_folder, tmp_
     final = torch.load(cell / run.FINAL_CLASSIFIER, weights_only=False)
     assert final["global_step"] > 2
     assert yaml.safe_load((cell / "config.yaml").read_text())["trainer"]["max_epochs"] == 2
+
+
+def test_pretext_tasks_are_the_profile_yamls_and_unknown_ones_are_refused():
+    assert run.pretext_tasks("smoke") == ["jigsaw", "multitask", "rotation", "simclr"]
+    assert "RotationTask" in str(run.base_config("smoke", "pretrain", "rotation")["model"])
+    with pytest.raises(RobustSSLError, match="unknown task 'colorize': choose one of jigsaw"):
+        run.base_config("smoke", "pretrain", "colorize")

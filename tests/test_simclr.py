@@ -39,7 +39,7 @@ def test_fit_logs_knn_and_exports_a_loadable_encoder(image_folder, tmp_path):
     assert all(0 <= accuracy <= 1 for _, accuracy in monitor.history)
     encoder = ResNet18Encoder("imagenet")
     metadata = load_encoder(encoder, tmp_path / "encoder.pt")
-    assert metadata["pretext"] == "SimCLR" and metadata["global_step"] == 6
+    assert metadata["pretext"] == "simclr" and metadata["global_step"] == 6
     for a, b in zip(encoder.state_dict().values(), model.encoder.state_dict().values()):
         assert torch.equal(a, b.cpu())
 

@@ -1,4 +1,5 @@
-"""`make table1 PROFILE=smoke` end to end on generated data, interrupted and resumed."""
+"""`make table1` and `make table2` with PROFILE=smoke end to end on generated data, the first
+interrupted and resumed, the second reusing the first's cells."""
 
 import csv
 import os
@@ -24,11 +25,11 @@ def table_data(tmp_path):
     return data
 
 
-def make_table1(data: Path, results: Path, wandb: str, **popen):
+def make_table1(data: Path, results: Path, wandb: str, *extra: str):
     command = ["make", "--no-print-directory", "-C", str(ROOT), "table1", "PROFILE=smoke",
-               f"DATA_DIR={data}", f"RESULTS={results}", f"WANDB={wandb}"]
+               f"DATA_DIR={data}", f"RESULTS={results}", f"WANDB={wandb}", *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, **popen)
+                            start_new_session=True)
 
 
 @pytest.mark.slow
@@ -65,3 +66,29 @@ def test_interrupted_smoke_table_resumes_and_reuses_finished_cells(table_data, t
         assert len(ours) == 6 and all(0 <= v <= 100 for v in ours)
     assert (out / "table1.png").stat().st_size > 10_000
     assert list((out).glob("wandb/offline-run-*")), "the table was not logged to W&B"
+
+    # Table 2 reuses Table 1's SimCLR encoder and its 30% adversarial cell
+    reused = out / "simclr-cifar100-f30-adv.json"
+    reused_mtime = reused.stat().st_mtime_ns
+    third = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table2",
+                            "PROFILE=smoke", f"DATA_DIR={table_data}", f"RESULTS={results}",
+                            "WANDB=off"], capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert reused.stat().st_mtime_ns == reused_mtime
+    with open(out / "table2.csv") as f:
+        table2 = list(csv.reader(f))
+    assert [row[0].split(" ")[0] for row in table2[1:]] == ["Rotation", "Jigsaw", "SimCLR",
+                                                           "Multi-task"]
+    assert all(0 <= float(v) <= 100 for row in table2[1:] for v in row[1:4])
+
+
+def test_without_data_or_network_it_stops_before_training(tmp_path):
+    """DOWNLOAD=0 and an empty DATA_DIR: one message that says how to provide the data."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    process = make_table1(empty, tmp_path / "results", "off", "DOWNLOAD=0")
+    log = process.communicate(timeout=120)[0]
+    assert process.returncode != 0
+    assert "robust-ssl: error:" in log and "not found in data directory" in log
+    assert "download" in log.lower()
+    assert not (tmp_path / "results").exists()  # nothing trained, nothing written

@@ -1,6 +1,10 @@
-"""Pretext tasks (one LightningModule each) and the callbacks they share."""
+"""Pretext tasks, the pretrainer that combines them, and the callbacks they share."""
 
 from robust_ssl.pretrain.callbacks import ExportEncoder, KNNMonitor
-from robust_ssl.pretrain.simclr import SimCLR
+from robust_ssl.pretrain.jigsaw import JigsawTask
+from robust_ssl.pretrain.pretrainer import Pretrainer
+from robust_ssl.pretrain.rotation import RotationTask
+from robust_ssl.pretrain.simclr import SimCLR, SimCLRTask
 
-__all__ = ["ExportEncoder", "KNNMonitor", "SimCLR"]
+__all__ = ["ExportEncoder", "JigsawTask", "KNNMonitor", "Pretrainer", "RotationTask", "SimCLR",
+           "SimCLRTask"]

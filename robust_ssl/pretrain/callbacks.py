@@ -80,7 +80,8 @@ class ExportEncoder(pl.Callback):
             return
         hparams = {k: v for k, v in dict(pl_module.hparams).items()
                    if isinstance(v, (bool, int, float, str, type(None)))}
-        save_encoder(pl_module.encoder, self.path, pretext=type(pl_module).__name__,
+        pretext = getattr(pl_module, "pretext_name", type(pl_module).__name__)
+        save_encoder(pl_module.encoder, self.path, pretext=pretext,
                      epochs=trainer.current_epoch, global_step=trainer.global_step,
                      hparams=hparams)
         rank_zero_info(f"encoder saved to {self.path}")

@@ -1,0 +1,57 @@
+# The recipes of the paper's tables, included by the Makefile. Every target is a result file,
+# so a rerun after an interruption redoes only what is missing; each step is one call of
+# `python -m robust_ssl.run`, which runs experiments/$(PROFILE)/<stage or task>.yaml in the
+# step's own run directory.
+
+FRACTION_1 := 0.01
+FRACTION_10 := 0.1
+FRACTION_30 := 0.3
+FRACTION_100 := 1.0
+TRAINING_clean := --set model.adversarial=false
+TRAINING_adv := --set model.adversarial=true
+encoder = $(OUT)/$(1)-$(PRETRAIN_NAME)/encoder.pt
+
+# pretraining(task, table): one encoder per pretext task and pretraining set
+define pretraining
+$(call encoder,$(1)): | $(VENV)/.installed check-data
+	$(RUN) pretrain $(STAGE_ARGS) --group $(2)-$(PROFILE) --task $(1) --run-dir $$(@D) \
+	    --set data.dataset=$(PRETRAIN_DATA)
+endef
+
+# cell(name, stage, overrides, prerequisites, table): train -> classifier.ckpt,
+# evaluate -> name.json; W&B groups the runs as <table>-<profile>
+define cell
+$(OUT)/$(1)/classifier.ckpt: $(4) | $(VENV)/.installed check-data
+	$(RUN) $(2) $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir $$(@D) $(3)
+$(OUT)/$(1).json: $(OUT)/$(1)/classifier.ckpt
+	$(RUN) evaluate $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir $(OUT)/$(1) --output $$@
+endef
+
+# probe(task, fraction, training, table): a linear probe of a pretrained encoder
+probe_name = $(1)-$(PRETRAIN_NAME)-f$(2)-$(3)
+define probe
+$(call cell,$(call probe_name,$(1),$(2),$(3)),finetune,$(TRAINING_$(3)) \
+    --set data.fraction=$(FRACTION_$(2)) --set model.encoder_path=$(call encoder,$(1)),$(call encoder,$(1)),$(4))
+endef
+
+$(eval $(call pretraining,simclr,table1))
+$(foreach task,rotation jigsaw multitask,$(eval $(call pretraining,$(task),table2)))
+
+# Table 1: SimCLR probes at four label fractions, the supervised baseline, a random encoder
+$(foreach f,1 10 30 100,$(foreach t,clean adv,$(eval $(call probe,simclr,$(f),$(t),table1))))
+$(foreach t,clean adv,$(eval $(call cell,supervised-$(t),supervised,$(TRAINING_$(t)),,table1)))
+$(foreach t,clean adv,$(eval $(call cell,random-f100-$(t),finetune,\
+    $(TRAINING_$(t)) --set data.fraction=1.0 --set model.encoder_path=null,,table1)))
+TABLE1_RESULTS := $(foreach f,1 10 30 100,$(foreach t,clean adv,$(OUT)/$(call probe_name,simclr,$(f),$(t)).json)) \
+    $(foreach t,clean adv,$(OUT)/supervised-$(t).json $(OUT)/random-f100-$(t).json)
+
+# Table 2: adversarial linear probes on 30% of the labels for each pretext task (SimCLR's
+# is Table 1's cell, reused)
+$(foreach task,rotation jigsaw multitask,$(eval $(call probe,$(task),30,adv,table2)))
+TABLE2_RESULTS := $(foreach task,rotation jigsaw simclr multitask,$(OUT)/$(call probe_name,$(task),30,adv).json)
+
+table1: $(TABLE1_RESULTS) | $(VENV)/.installed
+	$(PY) -m robust_ssl.report table1 --results $(OUT) --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)
+
+table2: $(TABLE2_RESULTS) | $(VENV)/.installed
+	$(PY) -m robust_ssl.report table2 --results $(OUT) --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)

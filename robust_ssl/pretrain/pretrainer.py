@@ -1,0 +1,93 @@
+"""One shared encoder trained on any set of pretext tasks: loss = Σ weight · task loss.
+
+A pretext task is a small nn.Module with a `name` and `loss(encode, images)`, where `encode`
+maps [0, 1] or uint8 images to the encoder's features and `images` is the uint8 batch on its
+device; the task brings its own augmentation and head. A single task is a single-task
+pretrainer (SimCLR, Rotation, Jigsaw); several make the paper's multi-task pretraining, every
+task seeing the same batch of images.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from robust_ssl.errors import RobustSSLError
+from robust_ssl.models.backbone import ResNet18Encoder, Stem
+from robust_ssl.pretrain.optim import exponential_decay
+
+
+class Pretrainer(pl.LightningModule):
+    """Encoder + one head per task. Optimiser: see `exponential_decay`; bf16 and channels_last
+    on a GPU; `compile` compiles the encoder."""
+
+    def __init__(
+        self,
+        tasks: list[nn.Module],
+        weights: list[float] | None = None,
+        stem: Stem = "cifar",
+        optimizer: Literal["sgd", "adam"] = "sgd",
+        lr: float = 0.12,
+        weight_decay: float = 5e-4,
+        momentum: float = 0.9,
+        final_lr_ratio: float = 0.01,
+        channels_last: bool = True,
+        compile: bool = False,
+    ):
+        super().__init__()
+        if not tasks:
+            raise RobustSSLError("a pretrainer needs at least one task")
+        names = [task.name for task in tasks]
+        if len(set(names)) != len(names):
+            raise RobustSSLError(f"each task may appear once, got {names}")
+        weights = [1.0] * len(tasks) if weights is None else list(weights)
+        if len(weights) != len(tasks) or any(w < 0 for w in weights):
+            raise RobustSSLError(f"weights {weights} must be {len(tasks)} non-negative numbers, "
+                                 f"one per task ({', '.join(names)})")
+        self.save_hyperparameters(ignore=["tasks", "views"])
+        self.encoder = ResNet18Encoder(stem)
+        self.tasks = nn.ModuleList(tasks)
+        self.weights = weights
+
+    @property
+    def pretext_name(self) -> str:
+        return "+".join(task.name for task in self.tasks)
+
+    def configure_model(self) -> None:
+        if self.hparams.compile:
+            self.encoder.compile()
+
+    def on_fit_start(self) -> None:
+        if self.hparams.channels_last and self.device.type == "cuda":
+            self.to(memory_format=torch.channels_last)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last and images.is_cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.encoder(images)
+
+    def task_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {task.name: task.loss(self.encode, images) for task in self.tasks}
+
+    def loss(self, images: torch.Tensor) -> torch.Tensor:
+        losses = self.task_losses(images)
+        return sum(w * loss for w, loss in zip(self.weights, losses.values()))
+
+    def training_step(self, images: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        losses = self.task_losses(images)
+        loss = sum(w * task_loss for w, task_loss in zip(self.weights, losses.values()))
+        if len(losses) > 1:
+            for name, task_loss in losses.items():
+                self.log(f"train/{name}_loss", task_loss, on_step=True, on_epoch=True,
+                         batch_size=len(images))
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=len(images))
+        return loss
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return exponential_decay(self, hp.optimizer, hp.lr, hp.weight_decay, hp.momentum,
+                                 hp.final_lr_ratio)
