@@ -72,13 +72,15 @@ class Pretrainer(pl.LightningModule):
     def task_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {task.name: task.loss(self.encode, images) for task in self.tasks}
 
-    def loss(self, images: torch.Tensor) -> torch.Tensor:
-        losses = self.task_losses(images)
+    def weighted_sum(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(w * loss for w, loss in zip(self.weights, losses.values()))
+
+    def loss(self, images: torch.Tensor) -> torch.Tensor:
+        return self.weighted_sum(self.task_losses(images))
 
     def training_step(self, images: torch.Tensor, batch_idx: int) -> torch.Tensor:
         losses = self.task_losses(images)
-        loss = sum(w * task_loss for w, task_loss in zip(self.weights, losses.values()))
+        loss = self.weighted_sum(losses)
         if len(losses) > 1:
             for name, task_loss in losses.items():
                 self.log(f"train/{name}_loss", task_loss, on_step=True, on_epoch=True,
