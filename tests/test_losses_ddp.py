@@ -31,6 +31,10 @@ def worker(rank: int, port: int, out: str) -> None:
     dist.all_reduce(mean_loss)
     if rank == 0:
         torch.save({"loss": mean_loss / WORLD, "grads": [p.grad for p in model.parameters()]}, out)
+    # Teardown in order: the DDP reducer holds the process group, and a group torn down at
+    # interpreter exit while one rank still talks to it can abort that rank (seen once in CI).
+    del ddp
+    dist.barrier()
     dist.destroy_process_group()
 
 
