@@ -237,7 +237,9 @@ def versions() -> dict[str, str]:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+        # the commit, suffixed -dirty when results came from uncommitted code
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40",
+                              "--exclude=*"], capture_output=True, text=True,
                              cwd=Path(__file__).parent, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -38,6 +38,12 @@ class FineTuner(pl.LightningModule):
     2015's mix, 1.0 trains on adversarial examples only. `random_start` switches to FGSM-RS
     (Wong et al. 2020), which avoids catastrophic overfitting of plain FGSM training.
 
+    standardize_features: the prediction layer reads features through a BatchNorm without
+    affine parameters (the linear probe of MAE, He et al. 2022). Frozen encoders of different
+    pretext tasks emit features of very different scales, and one learning rate cannot suit
+    them all: unstandardised, a rotation encoder's probe diverged at lr 0.1 (loss ~100). At
+    evaluation the fixed statistics fold into the linear layer, so it stays a linear classifier.
+
     A linear probe without adversarial examples sees the same features every epoch, so they
     are computed once (`cache_features`) and the prediction layer trains on them directly.
     """
@@ -58,6 +64,7 @@ class FineTuner(pl.LightningModule):
         weight_decay: float = 5e-4,
         momentum: float = 0.9,
         cache_features: bool = True,
+        standardize_features: bool = True,
     ):
         super().__init__()
         if freeze not in ("linear", "partial", "full"):
@@ -71,7 +78,10 @@ class FineTuner(pl.LightningModule):
         self.encoder = ResNet18Encoder(stem)
         if encoder_path is not None:
             load_encoder(self.encoder, encoder_path)
-        self.classifier = torch.nn.Linear(ResNet18Encoder.feature_dim, num_classes)
+        dim = ResNet18Encoder.feature_dim
+        self.feature_norm = (torch.nn.BatchNorm1d(dim, affine=False) if standardize_features
+                             else torch.nn.Identity())
+        self.classifier = torch.nn.Linear(dim, num_classes)
         self.frozen = self._frozen_modules()
         for module in self.frozen:
             module.requires_grad_(False)
@@ -100,7 +110,11 @@ class FineTuner(pl.LightningModule):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.encoder(x))
+        return self.predict(self.encoder(x))
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from encoder features."""
+        return self.classifier(self.feature_norm(features))
 
     def setup(self, stage: str) -> None:
         """For a cached linear probe, hand the datamodule the frozen features of its train set."""
@@ -114,7 +128,7 @@ class FineTuner(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
         if self.caches_features:
-            loss = F.cross_entropy(self.classifier(inputs), labels)
+            loss = F.cross_entropy(self.predict(inputs), labels)
         elif not self.hparams.adversarial:
             loss = F.cross_entropy(self(inputs), labels)
         else:

@@ -117,3 +117,14 @@ def test_encoder_of_another_stem_is_refused(encoder_file):
 def test_impossible_settings_are_clear_errors(kwargs, match):
     with pytest.raises(RobustSSLError, match=match):
         FineTuner(stem="imagenet", **kwargs)
+
+
+def test_standardised_probe_reads_features_of_any_scale_alike():
+    """One learning rate must suit encoders whose features differ in scale and offset."""
+    torch.manual_seed(0)
+    features = torch.randn(64, ResNet18Encoder.feature_dim)
+    standardised = FineTuner(stem="imagenet")
+    raw = FineTuner(stem="imagenet", standardize_features=False)
+    torch.testing.assert_close(standardised.predict(features),
+                               standardised.predict(300 * features + 7), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(raw.predict(features), raw.predict(300 * features + 7))
