@@ -9,6 +9,7 @@ the same ε must hurt less than the attack. Failed checks are stored and warned 
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import subprocess
@@ -85,6 +86,13 @@ class AdversarialEvaluator(pl.LightningModule):
         self.classifier = load_classifier(self.hparams.checkpoint)
         self.classifier.eval()
         num_classes = self.classifier.hparams.num_classes
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        data_classes = getattr(datamodule, "num_classes", None)
+        if data_classes is not None and data_classes != num_classes:
+            raise RobustSSLError(
+                f"classifier '{self.hparams.checkpoint}' predicts {num_classes} classes but the "
+                f"data '{datamodule.hparams.dataset}' has {data_classes}: evaluate it on the "
+                "dataset it was fine-tuned on")
         self.accuracy = torch.nn.ModuleDict({
             self.key(a, e): MulticlassAccuracy(num_classes, average="micro")
             for a, e in self.settings
@@ -188,14 +196,35 @@ class AdversarialEvaluator(pl.LightningModule):
 
 
 def load_classifier(checkpoint: str) -> FineTuner:
-    """A FineTuner from its Lightning checkpoint (weights only; the encoder file is not reread)."""
+    """A FineTuner from its Lightning checkpoint (weights only; the encoder file is not reread).
+
+    Anything else (an empty or damaged file, a pretraining checkpoint, a pickled object, a
+    classifier of another architecture) is one RobustSSLError that says what the file is.
+    """
     path = Path(checkpoint)
     try:
-        return FineTuner.load_from_checkpoint(path, map_location="cpu", encoder_path=None,
-                                              weights_only=True)
-    except (KeyError, RuntimeError, TypeError) as error:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # EOF, unpickling, zip errors: all mean "not a checkpoint"
+        raise RobustSSLError(
+            f"cannot read classifier checkpoint '{path}' ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'empty or damaged'}): give the "
+            "classifier.ckpt that fine-tuning wrote") from None
+    hparams = entry.get("hyper_parameters", {}) if isinstance(entry, dict) else {}
+    state = entry.get("state_dict", {}) if isinstance(entry, dict) else {}
+    if not hparams.get("num_classes") or "classifier.weight" not in state:
+        kind = ("a pretraining checkpoint" if any(k.startswith("tasks.") for k in state)
+                else "not a Lightning checkpoint" if not state else "another model's checkpoint")
+        raise RobustSSLError(f"'{path}' is not a FineTuner checkpoint ({kind}): give the "
+                             "classifier.ckpt that fine-tuning wrote")
+    try:
+        accepted = inspect.signature(FineTuner.__init__).parameters
+        model = FineTuner(**{k: v for k, v in hparams.items() if k in accepted
+                             and k != "encoder_path"})
+        model.load_state_dict(state)
+    except (RobustSSLError, RuntimeError, TypeError, ValueError) as error:
         raise RobustSSLError(f"'{path}' is not a FineTuner checkpoint of this architecture "
-                             f"({error})") from error
+                             f"({str(error).splitlines()[0]})") from None
+    return model
 
 
 def sanity_checks(metrics: dict[str, float], epsilons: tuple[float, ...],

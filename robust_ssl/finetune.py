@@ -46,13 +46,16 @@ class FineTuner(pl.LightningModule):
 
     A linear probe without adversarial examples sees the same features every epoch, so they
     are computed once (`cache_features`) and the prediction layer trains on them directly.
+
+    num_classes: None reads it from the datamodule at setup (and records it in the
+    hyperparameters, so a checkpoint rebuilds the same head); a number must match the data.
     """
 
     def __init__(
         self,
         encoder_path: str | None = None,
         stem: Stem = "cifar",
-        num_classes: int = 10,
+        num_classes: int | None = None,
         freeze: Freeze = "linear",
         frozen_stages: int = 2,
         adversarial: bool = False,
@@ -81,11 +84,18 @@ class FineTuner(pl.LightningModule):
         dim = ResNet18Encoder.feature_dim
         self.feature_norm = (torch.nn.BatchNorm1d(dim, affine=False) if standardize_features
                              else torch.nn.Identity())
-        self.classifier = torch.nn.Linear(dim, num_classes)
+        self.classifier: torch.nn.Linear | None = None
+        if num_classes is not None:
+            self._build_head(num_classes)
         self.frozen = self._frozen_modules()
         for module in self.frozen:
             module.requires_grad_(False)
         self.train()
+
+    def _build_head(self, num_classes: int) -> None:
+        if num_classes < 2:
+            raise RobustSSLError(f"num_classes={num_classes}: a classifier needs at least two")
+        self.classifier = torch.nn.Linear(ResNet18Encoder.feature_dim, num_classes)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_fgsm_acc = MulticlassAccuracy(num_classes, average="micro")
 
@@ -117,8 +127,21 @@ class FineTuner(pl.LightningModule):
         return self.classifier(self.feature_norm(features))
 
     def setup(self, stage: str) -> None:
-        """For a cached linear probe, hand the datamodule the frozen features of its train set."""
+        """Take the number of classes from the data; for a cached linear probe, hand the
+        datamodule the frozen features of its train set."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        data_classes = getattr(datamodule, "num_classes", None)
+        if self.classifier is None:
+            if data_classes is None:
+                raise RobustSSLError("num_classes is not set and there is no datamodule to "
+                                     "read it from: pass model.num_classes")
+            self.hparams.num_classes = data_classes
+            self._build_head(data_classes)
+        elif data_classes is not None and data_classes != self.hparams.num_classes:
+            raise RobustSSLError(
+                f"the model has {self.hparams.num_classes} classes but the data "
+                f"'{datamodule.hparams.dataset}' has {data_classes}: set model.num_classes to "
+                f"{data_classes} or null (read from the data)")
         if stage == "fit" and self.caches_features and datamodule is not None:
             datamodule.setup("fit")
             device = self.trainer.strategy.root_device

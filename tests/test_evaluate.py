@@ -18,7 +18,7 @@ def quiet_trainer(**kwargs):
 @pytest.fixture
 def classifier_checkpoint(image_folder, tmp_path):
     data_dir, _ = image_folder
-    model = FineTuner(stem="imagenet", num_classes=10, freeze="full")
+    model = FineTuner(stem="imagenet", freeze="full")  # the number of classes comes from the data
     trainer = quiet_trainer(max_epochs=1, limit_val_batches=0)
     trainer.fit(model, LabeledDataModule(data_dir=str(data_dir), batch_size=16))
     path = tmp_path / "classifier.ckpt"
@@ -87,3 +87,34 @@ def test_missing_checkpoint_and_unknown_attack_are_clear_errors(tmp_path, classi
         AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), attacks=("fgsm", "cw"))
     with pytest.raises(RobustSSLError, match="eps=2.0 is outside"):
         AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), epsilons=(2.0,))
+
+
+def test_files_that_are_not_classifiers_are_one_clear_error(classifier_checkpoint, tmp_path):
+    from robust_ssl.evaluate import load_classifier
+    from robust_ssl.pretrain import SimCLR
+
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(RobustSSLError, match="cannot read classifier checkpoint .*empty.ckpt"):
+        load_classifier(str(empty))
+    pickled = tmp_path / "object.ckpt"
+    torch.save({"anything": object()}, pickled)  # not loadable with weights_only: never run
+    with pytest.raises(RobustSSLError, match="cannot read classifier checkpoint .*object.ckpt"):
+        load_classifier(str(pickled))
+    pretrained = tmp_path / "simclr.ckpt"
+    torch.save({"state_dict": SimCLR(stem="imagenet").state_dict(),
+                "hyper_parameters": {"stem": "imagenet"}}, pretrained)
+    with pytest.raises(RobustSSLError, match="not a FineTuner checkpoint \\(a pretraining"):
+        load_classifier(str(pretrained))
+
+
+def test_a_classifier_of_other_classes_is_refused(classifier_checkpoint, tmp_path):
+    from tests.conftest import write_image_folder
+
+    _, checkpoint = classifier_checkpoint  # trained on 3 classes
+    write_image_folder(tmp_path / "four", {"train": 4, "test": 2}, classes=("a", "b", "c", "d"))
+    evaluator = AdversarialEvaluator(str(checkpoint), str(tmp_path / "out.json"))
+    data = LabeledDataModule(dataset=str(tmp_path / "four"), data_dir=str(tmp_path))
+    with pytest.raises(RobustSSLError, match="predicts 3 classes but the data .* has 4"):
+        quiet_trainer().test(evaluator, data)
+    assert not (tmp_path / "out.json").exists()

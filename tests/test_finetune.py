@@ -35,10 +35,11 @@ def trainable(model):
 
 
 def test_freezing_policies_choose_the_trainable_parts():
-    assert trainable(FineTuner(stem="imagenet", freeze="linear")) == {"classifier"}
-    assert trainable(FineTuner(stem="imagenet", freeze="partial", frozen_stages=2)) == {
-        "layer3", "layer4", "classifier"}
-    full = trainable(FineTuner(stem="imagenet", freeze="full"))
+    assert trainable(FineTuner(stem="imagenet", num_classes=10, freeze="linear")) == {
+        "classifier"}
+    assert trainable(FineTuner(stem="imagenet", num_classes=10, freeze="partial",
+                               frozen_stages=2)) == {"layer3", "layer4", "classifier"}
+    full = trainable(FineTuner(stem="imagenet", num_classes=10, freeze="full"))
     assert {"conv1", "bn1", "layer1", "layer4", "classifier"} <= full
 
 
@@ -95,7 +96,8 @@ def test_adversarial_step_mixes_clean_and_fgsm_losses():
     losses = {}
     for weight in (0.0, 1.0, 0.5):
         torch.manual_seed(1)
-        model = FineTuner(stem="imagenet", freeze="linear", adversarial=True, adv_weight=weight)
+        model = FineTuner(stem="imagenet", num_classes=10, freeze="linear", adversarial=True,
+                          adv_weight=weight)
         model.log = lambda *args, **kwargs: None
         model.eval()  # deterministic forward: the three losses come from the same model
         losses[weight] = model.training_step((x, y), 0).item()
@@ -123,8 +125,8 @@ def test_standardised_probe_reads_features_of_any_scale_alike():
     """One learning rate must suit encoders whose features differ in scale and offset."""
     torch.manual_seed(0)
     features = torch.randn(64, ResNet18Encoder.feature_dim)
-    standardised = FineTuner(stem="imagenet")
-    raw = FineTuner(stem="imagenet", standardize_features=False)
+    standardised = FineTuner(stem="imagenet", num_classes=10)
+    raw = FineTuner(stem="imagenet", num_classes=10, standardize_features=False)
     torch.testing.assert_close(standardised.predict(features),
                                standardised.predict(300 * features + 7), rtol=1e-4, atol=1e-4)
     assert not torch.allclose(raw.predict(features), raw.predict(300 * features + 7))

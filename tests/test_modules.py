@@ -1,7 +1,11 @@
+import pytest
 import pytorch_lightning as pl
 import torch
 
-from robust_ssl.data.modules import LabeledDataModule, UnlabeledDataModule
+from robust_ssl.data.modules import EpochBatches, LabeledDataModule, UnlabeledDataModule
+from robust_ssl.errors import DataError
+from robust_ssl.finetune import FineTuner
+from tests.conftest import write_image_folder
 from tests.toy import ToyClassifier
 
 
@@ -32,14 +36,24 @@ def test_test_fraction_keeps_a_stratified_subset(image_folder):
     assert torch.bincount(data.test.labels).tolist() == [2, 2, 2]
 
 
-def test_train_loader_reshuffles_and_eval_loader_keeps_order(image_folder):
+def epoch_labels(loader, epoch):
+    loader.sampler.set_epoch(epoch)
+    return torch.cat([y for _, y in loader])
+
+
+def test_train_order_comes_from_seed_and_epoch_and_eval_loader_keeps_order(image_folder):
     data_dir, _ = image_folder
-    data = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.0, batch_size=60)
+    data = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.0, batch_size=7)
     data.setup("fit")
-    first = torch.cat([y for _, y in data.train_dataloader()])
-    second = torch.cat([y for _, y in data.train_dataloader()])
-    assert sorted(first.tolist()) == sorted(data.train.labels.tolist())
-    assert not torch.equal(first, second)
+    loader = data.train_dataloader()
+    first = epoch_labels(loader, 0)
+    assert sorted(first.tolist()) == sorted(data.train.labels.tolist())  # each image once
+    assert not torch.equal(first, epoch_labels(loader, 1))  # a new order every epoch
+    torch.manual_seed(123)  # the global generator (augmentation, attacks) plays no part
+    assert torch.equal(first, epoch_labels(data.train_dataloader(), 0))
+    other_seed = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.0, batch_size=7, seed=1)
+    other_seed.setup("fit")
+    assert not torch.equal(epoch_labels(other_seed.train_dataloader(), 0), first)
     assert torch.cat([y for _, y in data.test_dataloader()]).tolist() == data.test.labels.tolist()
     assert data.val_dataloader() == []
 
@@ -70,3 +84,41 @@ def test_unlabeled_module_yields_uint8_images_without_labels(image_folder):
     assert len(batches) == 1  # 30 images, batch 16, last partial batch dropped
     assert isinstance(batches[0], torch.Tensor) and batches[0].shape == (16, 3, 32, 32)
     assert batches[0].dtype == torch.uint8
+
+
+def test_one_class_is_refused_and_the_class_count_comes_from_the_data(tmp_path):
+    write_image_folder(tmp_path / "one", {"train": 10, "test": 2}, classes=("cat",))
+    with pytest.raises(DataError, match="1 class \\(cat\\): a classifier needs at least two"):
+        LabeledDataModule(dataset=str(tmp_path / "one"), data_dir=str(tmp_path)).setup("fit")
+    write_image_folder(tmp_path / "four", {"train": 10, "test": 2}, classes=("a", "b", "c", "d"))
+    data = LabeledDataModule(dataset=str(tmp_path / "four"), data_dir=str(tmp_path))
+    data.setup("fit")
+    model = FineTuner(stem="imagenet", freeze="full")
+    make_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0).fit(model, data)
+    assert model.classifier.out_features == 4 and model.hparams.num_classes == 4
+
+
+def test_pretraining_set_smaller_than_a_batch_fails_at_once(image_folder):
+    data_dir, _ = image_folder  # 60 train images
+    data = UnlabeledDataModule(dataset="cifar10", data_dir=str(data_dir), batch_size=64)
+    with pytest.raises(DataError, match="60 pretraining images .* fewer than one batch of 64"):
+        data.setup("fit")
+
+
+def test_limits_cap_validation_and_test_sets_on_any_data_size(image_folder):
+    data_dir, _ = image_folder
+    data = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.5, val_limit=6, test_limit=3)
+    data.setup("test")
+    assert torch.bincount(data.val.labels).tolist() == [2, 2, 2]
+    assert torch.bincount(data.test.labels).tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_ranks_take_disjoint_slices_of_one_permutation(world_size):
+    """Sharding without a process group: each rank's sampler alone, as each process sees it."""
+    size, batch = 60, 4
+    per_rank = [list(EpochBatches(size, batch, drop_last=False, seed=5, rank=r,
+                                  world_size=world_size)) for r in range(world_size)]
+    assert len({len(batches) for batches in per_rank}) == 1  # same number of steps everywhere
+    used = [i for batches in per_rank for b in batches for i in b]
+    assert sorted(used) == list(range(size))  # 60 divides by 1, 2 and 3: each image once

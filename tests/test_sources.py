@@ -206,3 +206,43 @@ def test_real_cifar10_jpeg_copy_if_present(tmp_path_factory):
         assert loaded.images.shape[1:] == (3, 32, 32)
         assert torch.bincount(loaded.labels).tolist() == [per_class] * 10
         assert loaded.classes[0] == "airplane" and loaded.classes[-1] == "truck"
+
+
+def test_hidden_entries_never_become_classes_or_images(image_folder):
+    data_dir, written = image_folder
+    for split in ("train", "test"):
+        hidden = data_dir / "cifar10" / split / ".ipynb_checkpoints"
+        hidden.mkdir()
+        save_image(torch.zeros(3, 32, 32, dtype=torch.uint8), hidden / "0000-checkpoint.png")
+        save_image(torch.zeros(3, 32, 32, dtype=torch.uint8), data_dir / "cifar10" / split / "cat" / ".x.png")
+    loaded = load_split("cifar10", "train", data_dir)
+    assert loaded.classes == CLASSES and torch.equal(loaded.images, written["train"])
+
+
+def test_images_that_are_not_32x32_are_refused_or_resized_alike(tmp_path):
+    written = write_image_folder(tmp_path / "big", {"train": 2, "test": 2}, size=64)
+    with pytest.raises(DataError, match="are 64×64 .* 32×32: set `resize: true`"):
+        load_split(str(tmp_path / "big"), "train", tmp_path)
+    train = load_split(str(tmp_path / "big"), "train", tmp_path, resize=True)
+    test = load_split(str(tmp_path / "big"), "test", tmp_path, resize=True)
+    assert train.images.shape[1:] == test.images.shape[1:] == (3, 32, 32)
+    assert train.images.dtype == torch.uint8
+    # a flat 64×64 image resizes to the same flat 32×32 image
+    flat = torch.full((3, 64, 64), 77, dtype=torch.uint8)
+    save_image(flat, tmp_path / "big/train/cat/flat.png")
+    resized = load_split(str(tmp_path / "big"), "train", tmp_path, resize=True)
+    assert (resized.images == 77).all(dim=(1, 2, 3)).sum() == 1
+    assert len(resized) == len(written["train"]) + 1
+
+
+def test_flat_folder_is_one_unlabeled_train_split(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    for i in range(5):
+        save_image(torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=generator),
+                   folder / f"{i}.png")
+    loaded = load_split(str(folder), "train", tmp_path)
+    assert len(loaded) == 5 and loaded.classes == ("unlabeled",) and loaded.labels.eq(0).all()
+    with pytest.raises(DataError, match="flat folder of images: it serves unlabeled pretraining"):
+        load_split(str(folder), "test", tmp_path)

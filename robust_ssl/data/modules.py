@@ -2,19 +2,24 @@
 
 Batches are cut by indexing the whole tensor at once (no per-image Python work) and leave the
 loader as uint8; conversion and augmentation run after the transfer to the device, where a GPU
-does them. Pretext tasks bring their own augmentation (a rotation task needs other views than
+does them. Each training epoch's order is a permutation seeded by (seed, epoch), so it does not
+depend on how many random numbers augmentation or attacks drew, and a resumed run sees the same
+order as an uninterrupted one. Pretext tasks bring their own augmentation (a rotation task needs other views than
 SimCLR), so the unlabeled module hands over uint8 images and the pretrainer augments them.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
+from torch.utils.data.distributed import DistributedSampler
 
 from robust_ssl.data.augment import CropFlip, to_unit_float
 from robust_ssl.data.sources import Split, load_split
-from robust_ssl.data.subsets import check_fraction, stratified_split
+from robust_ssl.data.subsets import check_fraction, stratified_limit, stratified_split
+from robust_ssl.errors import DataError
 
 
 class TensorBatches(Dataset):
@@ -32,42 +37,104 @@ class TensorBatches(Dataset):
         return batch[0] if len(batch) == 1 else batch
 
 
-def batch_loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool, drop_last: bool = False
-                 ) -> DataLoader:
+class EpochBatches(DistributedSampler):
+    """Batches of indices from a permutation drawn from a generator seeded by (seed, epoch).
+
+    Lightning calls `set_epoch` before every epoch. Under several processes every rank draws
+    the same permutation and takes its own slice of each global batch of `world_size ×
+    batch_size` indices, so across ranks an image is used once per epoch (without `drop_last`
+    the permutation is first padded to a multiple of `world_size` with its own first indices,
+    as DistributedSampler does). It subclasses DistributedSampler only so that Lightning uses
+    it as it is instead of wrapping it in a sampler of its own.
+    """
+
+    def __init__(self, size: int, batch_size: int, drop_last: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        # no super().__init__(): it would ask for an initialised process group
+        self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> torch.Tensor:
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(2)
+        generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        return torch.randperm(self.size, generator=generator)
+
+    def _global_batches(self) -> list[torch.Tensor]:
+        order, step = self.order(), self.world_size * self.batch_size
+        if self.drop_last:
+            order = order[: len(order) // step * step]
+        elif len(order) % self.world_size:
+            order = torch.cat([order, order[: self.world_size - len(order) % self.world_size]])
+        return list(order.split(step))
+
+    def __iter__(self):
+        for batch in self._global_batches():
+            yield batch[self.rank::self.world_size].tolist()
+
+    def __len__(self) -> int:
+        step = self.world_size * self.batch_size
+        if self.drop_last:
+            return self.size // step
+        return -(-self.size // step)
+
+
+def batch_loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool, drop_last: bool = False,
+                 seed: int = 0, trainer: pl.Trainer | None = None) -> DataLoader:
+    """Whole batches per index operation; shuffled loaders order each epoch by (seed, epoch)
+    and shard across the trainer's processes."""
     dataset = TensorBatches(*tensors)
-    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, sampler=BatchSampler(order, batch_size, drop_last), batch_size=None,
-                      pin_memory=torch.cuda.is_available())
+    if shuffle:
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        sampler = EpochBatches(len(dataset), batch_size, drop_last, seed, rank, world)
+    else:
+        sampler = BatchSampler(SequentialSampler(dataset), batch_size, drop_last)
+    # a generator of its own: creating an iterator would otherwise draw a worker seed from the
+    # global generator, which augmentation draws from, and shift a resumed run's augmentations
+    return DataLoader(dataset, sampler=sampler, batch_size=None,
+                      pin_memory=torch.cuda.is_available(), generator=torch.Generator())
 
 
 class UnlabeledDataModule(pl.LightningDataModule):
     """Images without labels for pretraining: CIFAR-100 train by default, as in the paper.
 
-    `dataset` may be "cifar10" (in-domain pretraining), "cifar100" or an image-folder path;
-    `fraction` < 1 keeps a stratified, seeded subset of the images (for quick profiles).
-    Batches are uint8 image tensors N×3×H×W.
+    `dataset` may be "cifar10" (in-domain pretraining), "cifar100", an image-folder path or a
+    flat folder of images; `fraction` < 1 keeps a stratified, seeded subset of the images (for
+    quick profiles). Batches are uint8 image tensors N×3×H×W; the last partial batch is dropped
+    (NT-Xent's negatives depend on the batch size).
     """
 
     def __init__(self, dataset: str = "cifar100", data_dir: str = "data", batch_size: int = 256,
-                 fraction: float = 1.0, seed: int = 0, download: bool = False):
+                 fraction: float = 1.0, seed: int = 0, download: bool = False,
+                 resize: bool = False):
         super().__init__()
         check_fraction(fraction)
         self.save_hyperparameters()
         self.images: torch.Tensor | None = None
 
     def prepare_data(self) -> None:
-        load_split(self.hparams.dataset, "train", self.hparams.data_dir, self.hparams.download)
+        hp = self.hparams
+        load_split(hp.dataset, "train", hp.data_dir, hp.download, resize=hp.resize)
 
     def setup(self, stage: str | None = None) -> None:
         if self.images is not None:
             return
-        train = load_split(self.hparams.dataset, "train", self.hparams.data_dir)
-        keep, _ = stratified_split(train.labels, self.hparams.fraction, seed=self.hparams.seed)
+        hp = self.hparams
+        train = load_split(hp.dataset, "train", hp.data_dir, resize=hp.resize)
+        keep, _ = stratified_split(train.labels, hp.fraction, seed=hp.seed)
+        world = self.trainer.world_size if self.trainer else 1
+        if len(keep) < hp.batch_size * world:
+            raise DataError(
+                f"{len(keep)} pretraining images (fraction {hp.fraction} of '{hp.dataset}') are "
+                f"fewer than one batch of {hp.batch_size}{f' × {world} processes' if world > 1 else ''}"
+                ": no training step could run; lower data.batch_size or use more images")
         self.images = train.images[keep]
 
     def train_dataloader(self) -> DataLoader:
         return batch_loader(self.images, batch_size=self.hparams.batch_size, shuffle=True,
-                            drop_last=True)
+                            drop_last=True, seed=self.hparams.seed, trainer=self.trainer)
 
 
 class LabeledDataModule(pl.LightningDataModule):
@@ -75,14 +142,17 @@ class LabeledDataModule(pl.LightningDataModule):
 
     A `val_fraction` of each class is held out before `fraction` of the rest is taken, so the
     validation set is the same for every fraction; `test_fraction` < 1 evaluates on a stratified
-    subset of the test split (for quick profiles). Training batches get the standard pad-crop
-    and flip when `augment` is on; every batch becomes float [0, 1] on the device.
+    subset of the test split (for quick profiles), `test_limit` caps it at about that many images
+    and `val_limit` the validation set likewise (for smoke runs: a cap works on any data size).
+    Training batches get the standard pad-crop and flip when `augment` is on; every batch
+    becomes float [0, 1] on the device. The number of classes is the data's (at least two).
     """
 
     def __init__(self, dataset: str = "cifar10", data_dir: str = "data", fraction: float = 1.0,
                  val_fraction: float = 0.1, seed: int = 0, batch_size: int = 128,
                  eval_batch_size: int = 512, augment: bool = True, download: bool = False,
-                 test_fraction: float = 1.0):
+                 test_fraction: float = 1.0, test_limit: int | None = None,
+                 val_limit: int | None = None, resize: bool = False):
         super().__init__()
         check_fraction(fraction)
         check_fraction(test_fraction, "test_fraction")
@@ -92,19 +162,26 @@ class LabeledDataModule(pl.LightningDataModule):
         self.train_is_features = False
 
     def prepare_data(self) -> None:
+        hp = self.hparams
         for split in ("train", "test"):
-            load_split(self.hparams.dataset, split, self.hparams.data_dir, self.hparams.download)
+            load_split(hp.dataset, split, hp.data_dir, hp.download, resize=hp.resize)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None:
             return
         hp = self.hparams
-        full = load_split(hp.dataset, "train", hp.data_dir)
+        full = load_split(hp.dataset, "train", hp.data_dir, resize=hp.resize)
+        if len(full.classes) < 2:
+            raise DataError(
+                f"'{hp.dataset}' has {len(full.classes)} class ({', '.join(full.classes)}): a "
+                "classifier needs at least two class folders (train/<class>/, test/<class>/)")
         train_idx, val_idx = stratified_split(full.labels, hp.fraction, hp.val_fraction, hp.seed)
+        val_idx = val_idx[stratified_limit(full.labels[val_idx], hp.val_limit, hp.seed)]
         self.train = Split(full.images[train_idx], full.labels[train_idx], full.classes)
         self.val = Split(full.images[val_idx], full.labels[val_idx], full.classes)
-        test = load_split(hp.dataset, "test", hp.data_dir)
+        test = load_split(hp.dataset, "test", hp.data_dir, resize=hp.resize)
         keep, _ = stratified_split(test.labels, hp.test_fraction, seed=hp.seed)
+        keep = keep[stratified_limit(test.labels[keep], hp.test_limit, hp.seed)]
         self.test = Split(test.images[keep], test.labels[keep], test.classes)
 
     def use_train_features(self, features: torch.Tensor) -> None:
@@ -116,12 +193,14 @@ class LabeledDataModule(pl.LightningDataModule):
         self.train_is_features = True
 
     @property
-    def num_classes(self) -> int:
-        return len(self.train.classes)
+    def num_classes(self) -> int | None:
+        """The classes of the data (None before setup)."""
+        return None if self.train is None else len(self.train.classes)
 
     def train_dataloader(self) -> DataLoader:
         return batch_loader(self.train.images, self.train.labels,
-                            batch_size=self.hparams.batch_size, shuffle=True)
+                            batch_size=self.hparams.batch_size, shuffle=True,
+                            seed=self.hparams.seed, trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader | list:
         if len(self.val) == 0:  # val_fraction=0: no validation loop

@@ -25,6 +25,8 @@ from robust_ssl.errors import DataError
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CACHE_FORMAT = 1
+IMAGE_SIZE = 32  # what the suite's models and augmentations are built for
+UNLABELED = "unlabeled"  # the one class of a flat folder of images
 
 # torchvision's python-format CIFAR: folder, train files, test files, meta file, label keys.
 CIFAR_FILES = {
@@ -68,21 +70,50 @@ def load_split(
     download: bool = False,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
+    resize: bool = False,
 ) -> Split:
     """Load `split` ("train" or "test") of `dataset`.
 
     `dataset` is "cifar10" or "cifar100" (looked up under `data_dir`, see `resolve_source`) or
-    the path of an image folder `ROOT/{train,test}/<class>/*.{png,jpg,jpeg}`. The decoded split
-    is cached in `cache_dir` (default `<data_dir>/.cache`) and reused while the source files
-    keep their names, sizes and modification times.
+    the path of an image folder `ROOT/{train,test}/<class>/*.{png,jpg,jpeg}` (for unlabeled
+    pretraining also a flat folder of images). The decoded split is cached in `cache_dir`
+    (default `<data_dir>/.cache`) and reused while the source files keep their names, sizes
+    and modification times.
+
+    Images must be 32×32, the size the suite's models and augmentations are built for;
+    `resize=True` resizes any other size to 32×32 (antialiased), the same way for every split.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     source = resolve_source(dataset, data_dir, download)
-    if not use_cache:
-        return source.decode(split)
-    cache_root = Path(cache_dir) if cache_dir is not None else Path(data_dir) / ".cache"
-    return _cached(source, split, cache_root)
+    if use_cache:
+        cache_root = Path(cache_dir) if cache_dir is not None else Path(data_dir) / ".cache"
+        loaded = _cached(source, split, cache_root)
+    else:
+        loaded = source.decode(split)
+    return _to_model_size(loaded, source.root, resize)
+
+
+def _to_model_size(split: Split, root: Path, resize: bool) -> Split:
+    """Refuse, or resize, images that are not IMAGE_SIZE×IMAGE_SIZE: a silent mismatch trains
+    on crops of one size and tests on another."""
+    height, width = split.images.shape[-2:]
+    if (height, width) == (IMAGE_SIZE, IMAGE_SIZE):
+        return split
+    if not resize:
+        raise DataError(
+            f"images in '{root}' are {height}×{width} but the suite's models take "
+            f"{IMAGE_SIZE}×{IMAGE_SIZE}: set `resize: true` in the data section "
+            f"(--set data.resize=true, or RESIZE=1 for make) to resize every split to "
+            f"{IMAGE_SIZE}×{IMAGE_SIZE}, or provide {IMAGE_SIZE}×{IMAGE_SIZE} images")
+    chunks = []
+    for start in range(0, len(split.images), 4096):
+        chunk = split.images[start:start + 4096].float()
+        chunk = torch.nn.functional.interpolate(chunk, size=(IMAGE_SIZE, IMAGE_SIZE),
+                                                mode="bilinear", antialias=True,
+                                                align_corners=False)
+        chunks.append(chunk.round_().clamp_(0, 255).to(torch.uint8))
+    return Split(torch.cat(chunks), split.labels, split.classes)
 
 
 def resolve_source(dataset: str, data_dir: str | os.PathLike, download: bool = False):
@@ -184,23 +215,41 @@ _REFETCH = "Delete the folder and download it again (download=true), or restore 
 
 
 class ImageFolder:
-    """`ROOT/{train,test}/<class>/*.{png,jpg,jpeg}`; classes sorted by name, label = index."""
+    """`ROOT/{train,test}/<class>/*.{png,jpg,jpeg}`; classes sorted by name, label = index.
+
+    Hidden entries (`.ipynb_checkpoints/`, `.DS_Store`, ...) are ignored, so they never become
+    a class. A flat folder (images directly in ROOT, no `train/`) is one unlabeled train split,
+    for pretraining.
+    """
 
     def __init__(self, root: Path):
         self.root = root
         self.cache_name = f"{root.name}-folder-{_path_hash(root)}"
 
+    @property
+    def flat(self) -> bool:
+        return not (self.root / "train").is_dir() and any(_images_in(self.root))
+
     def classes(self, split: str) -> list[str]:
+        if self.flat:
+            if split != "train":
+                raise DataError(
+                    f"'{self.root}' is a flat folder of images: it serves unlabeled pretraining "
+                    f"only; labeled data needs '{self.root}/{{train,test}}/<class>/*.png|jpg'")
+            return [UNLABELED]
         split_dir = self.root / split
         if not split_dir.is_dir():
             raise DataError(
                 f"image folder '{self.root}' has no '{split}/' directory: expected "
                 f"'{self.root}/{{train,test}}/<class>/*.png|jpg'"
             )
-        return sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir())
+        return sorted(entry.name for entry in os.scandir(split_dir)
+                      if entry.is_dir() and not entry.name.startswith("."))
 
     def _files(self, split: str) -> list[tuple[Path, int]]:
         classes = self.classes(split)
+        if self.flat:
+            return [(path, 0) for path in _images_in(self.root)]
         other = "test" if split == "train" else "train"
         if (self.root / other).is_dir() and self.classes(other) != classes:
             differ = sorted(set(classes) ^ set(self.classes(other)))
@@ -209,12 +258,8 @@ class ImageFolder:
                 f"{', '.join(differ) or 'same names, different order'}): give both splits "
                 "the same class folders"
             )
-        files = [
-            (Path(entry.path), label)
-            for label, name in enumerate(classes)
-            for entry in sorted(os.scandir(self.root / split / name), key=lambda e: e.name)
-            if entry.name.lower().endswith(IMAGE_SUFFIXES)
-        ]
+        files = [(path, label) for label, name in enumerate(classes)
+                 for path in _images_in(self.root / split / name)]
         if not files:
             raise DataError(
                 f"no images in '{self.root / split}': expected <class>/*.png|jpg|jpeg inside it"
@@ -237,6 +282,13 @@ class ImageFolder:
                 )
         labels = torch.tensor([label for _, label in files], dtype=torch.int64)
         return Split(torch.stack(images), labels, tuple(self.classes(split)))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """The image files directly inside `folder`, sorted by name, hidden files skipped."""
+    return [Path(entry.path) for entry in sorted(os.scandir(folder), key=lambda e: e.name)
+            if entry.is_file() and not entry.name.startswith(".")
+            and entry.name.lower().endswith(IMAGE_SUFFIXES)]
 
 
 def _decode_image(path: Path) -> torch.Tensor:

@@ -52,3 +52,19 @@ def stratified_split(
 
 def _round_half_up(value: float) -> int:
     return int(value + 0.5)
+
+
+def stratified_limit(labels: torch.Tensor, limit: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of about `limit` images (all when None or larger), the same share of each
+    class and at least one of each: a size cap that works on tiny and on full datasets alike."""
+    if limit is None or limit >= len(labels):
+        return torch.arange(len(labels))
+    if limit < 1:
+        raise DataError(f"a limit of {limit} images keeps nothing: use a positive number or null")
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for label in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        keep.append(members[:max(1, _round_half_up(limit * len(members) / len(labels)))])
+    return torch.cat(keep).sort().values

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info
 
 from robust_ssl.data.sources import load_split
-from robust_ssl.data.subsets import stratified_split
+from robust_ssl.data.subsets import stratified_limit, stratified_split
 from robust_ssl.knn import knn_accuracy
 from robust_ssl.models.export import save_encoder
 
@@ -19,19 +19,21 @@ class KNNMonitor(pl.Callback):
     """Logs `knn/acc`: weighted kNN (k=200, cosine, τ=0.1) of the encoder's features.
 
     The bank is the labeled train split of `dataset`, the queries its test split (stratified
-    subsets when the fractions are below 1, to keep CPU checks short). Runs before training
-    (`at_start`, the random-initialisation baseline), every `every_n_epochs` and after the
-    last epoch. `data_dir` defaults to the datamodule's.
+    subsets when the fractions are below 1, or capped at about `bank_limit` / `query_limit`
+    images, to keep CPU checks short). Runs before training (`at_start`, the
+    random-initialisation baseline), every `every_n_epochs` and after the last epoch.
+    `data_dir` and `resize` default to the datamodule's.
     """
 
     def __init__(self, dataset: str = "cifar10", data_dir: str | None = None,
                  every_n_epochs: int = 10, k: int = 200, temperature: float = 0.1,
                  bank_fraction: float = 1.0, query_fraction: float = 1.0, at_start: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, bank_limit: int | None = None, query_limit: int | None = None):
         super().__init__()
         self.dataset, self.data_dir, self.every_n_epochs = dataset, data_dir, every_n_epochs
         self.k, self.temperature, self.at_start, self.seed = k, temperature, at_start, seed
         self.fractions = {"train": bank_fraction, "test": query_fraction}
+        self.limits = {"train": bank_limit, "test": query_limit}
         self.history: list[tuple[int, float]] = []
         self._data = None
 
@@ -40,10 +42,12 @@ class KNNMonitor(pl.Callback):
             return
         datamodule_hparams = getattr(trainer.datamodule, "hparams", {})
         data_dir = self.data_dir or datamodule_hparams.get("data_dir", "data")
+        resize = datamodule_hparams.get("resize", False)
         self._data = {}
         for split, fraction in self.fractions.items():
-            loaded = load_split(self.dataset, split, data_dir)
+            loaded = load_split(self.dataset, split, data_dir, resize=resize)
             keep, _ = stratified_split(loaded.labels, fraction, seed=self.seed)
+            keep = keep[stratified_limit(loaded.labels[keep], self.limits[split], self.seed)]
             self._data[split] = (loaded.images[keep], loaded.labels[keep])
 
     def on_train_start(self, trainer, pl_module):
