@@ -12,6 +12,18 @@ import sys
 from pytorch_lightning.cli import LightningCLI
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.progress import EpochLines
+from robust_ssl.resume import AtomicCheckpointIO, RandomState
+
+
+def trainer_defaults() -> dict:
+    """Present in every run whatever the YAML says: exact resumption (random state in the
+    checkpoints, whole checkpoint files) and, when the output is not a terminal, one line per
+    epoch instead of progress bars."""
+    terminal = sys.stdout.isatty()
+    callbacks = [RandomState()] + ([] if terminal else [EpochLines()])
+    return {"callbacks": callbacks, "plugins": [AtomicCheckpointIO()],
+            "enable_progress_bar": terminal}
 
 
 def run_cli(args: list[str] | None = None) -> LightningCLI:
@@ -22,6 +34,7 @@ def run_cli(args: list[str] | None = None) -> LightningCLI:
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults=trainer_defaults(),
         )
     except Exception as error:
         user_error = _user_error(error)
