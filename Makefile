@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test clean-venv table1 table2 check-data
+.PHONY: install test clean-venv table1 table2 check-data FORCE
 
 install: $(VENV)/.installed
 
@@ -33,16 +33,41 @@ PRETRAIN_DATA ?= cifar100
 DOWNLOAD ?= 1
 RESULTS ?= results
 WANDB ?= offline
+RESTART ?= 0
+RESIZE ?= 0
 export WANDB
-PRETRAIN_NAME := $(notdir $(patsubst %/,%,$(PRETRAIN_DATA)))
+
+# Bad variables stop here, before anything is written. Make splits file names at spaces, so
+# paths that become targets (RESULTS, PRETRAIN_DATA) may not have any; DATA_DIR is quoted.
+ifneq ($(filter table1 table2 check-data,$(MAKECMDGOALS)),)
+ifeq ($(filter $(PROFILE),paper quick smoke),)
+$(error PROFILE=$(PROFILE) is unknown: choose paper, quick or smoke)
+endif
+ifeq ($(filter $(WANDB),offline online off),)
+$(error WANDB=$(WANDB) is unknown: choose offline (the default), online or off)
+endif
+ifneq ($(words $(RESULTS)),1)
+$(error RESULTS='$(RESULTS)' contains a space or is empty, which make cannot handle in file names: choose a path without spaces)
+endif
+ifneq ($(words $(PRETRAIN_DATA)),1)
+$(error PRETRAIN_DATA='$(PRETRAIN_DATA)' contains a space or is empty: use a path without spaces, e.g. a symbolic link to it)
+endif
+endif
+
+# An image folder given by its path gets cells of its own name, never those of cifar10/100.
+PRETRAIN_NAME := $(if $(findstring /,$(PRETRAIN_DATA)),folder-)$(notdir $(patsubst %/,%,$(PRETRAIN_DATA)))
 OUT := $(RESULTS)/$(PROFILE)
 RUN := $(PY) -m robust_ssl.run
-STAGE_ARGS = --profile $(PROFILE) --data-dir $(DATA_DIR)
+STAGE_ARGS = --profile $(PROFILE) --data-dir '$(DATA_DIR)' $(if $(filter 1,$(RESTART)),--restart) \
+    $(if $(filter 1,$(RESIZE)),--set data.resize=true)
 
 # Runs before any training (order-only, so it never forces a rebuild): loads and caches the
 # data, downloading what is missing when DOWNLOAD=1, and stops at once when it cannot.
 check-data: | $(VENV)/.installed
 	@echo "profile: $(PROFILE) ($(if $(GPU),a CUDA GPU is visible,no CUDA GPU visible)); choose with PROFILE=paper|quick|smoke"
-	$(RUN) check-data --data-dir $(DATA_DIR) --datasets $(sort cifar10 $(PRETRAIN_DATA)) $(if $(filter 1,$(DOWNLOAD)),--download)
+	$(RUN) check-data --data-dir '$(DATA_DIR)' --labeled cifar10 --pretrain '$(PRETRAIN_DATA)' \
+	    $(if $(filter 1,$(DOWNLOAD)),--download) $(if $(filter 1,$(RESIZE)),--resize)
+
+FORCE:
 
 include experiments/tables.mk

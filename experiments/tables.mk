@@ -2,6 +2,12 @@
 # so a rerun after an interruption redoes only what is missing; each step is one call of
 # `python -m robust_ssl.run`, which runs experiments/$(PROFILE)/<stage or task>.yaml in the
 # step's own run directory.
+#
+# Each stage's config file (config.yaml, evaluate.yaml) is a target of its own, rebuilt on every
+# make (FORCE) by `run.py ... --prepare`, which rewrites it only when the resolved config or an
+# input file changed, and then only if no result of the old config is there (else it stops and
+# names the differing keys; RESTART=1 deletes those results). So a result never outlives the
+# config that made it.
 
 FRACTION_1 := 0.01
 FRACTION_10 := 0.1
@@ -12,19 +18,29 @@ TRAINING_adv := --set model.adversarial=true
 encoder = $(OUT)/$(1)-$(PRETRAIN_NAME)/encoder.pt
 
 # pretraining(task, table): one encoder per pretext task and pretraining set
+pretrain_cmd = $(RUN) pretrain $(STAGE_ARGS) --group $(2)-$(PROFILE) --task $(1) \
+    --run-dir '$(OUT)/$(1)-$(PRETRAIN_NAME)' --set 'data.dataset=$(PRETRAIN_DATA)'
 define pretraining
-$(call encoder,$(1)): | $(VENV)/.installed check-data
-	$(RUN) pretrain $(STAGE_ARGS) --group $(2)-$(PROFILE) --task $(1) --run-dir $$(@D) \
-	    --set data.dataset=$(PRETRAIN_DATA)
+$(OUT)/$(1)-$(PRETRAIN_NAME)/config.yaml: FORCE | $(VENV)/.installed check-data
+	$(call pretrain_cmd,$(1),$(2)) --prepare
+$(call encoder,$(1)): $(OUT)/$(1)-$(PRETRAIN_NAME)/config.yaml
+	$(call pretrain_cmd,$(1),$(2))
 endef
 
 # cell(name, stage, overrides, prerequisites, table): train -> classifier.ckpt,
 # evaluate -> name.json; W&B groups the runs as <table>-<profile>
+train_cmd = $(RUN) $(2) $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir '$(OUT)/$(1)' $(3)
+evaluate_cmd = $(RUN) evaluate $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir '$(OUT)/$(1)' \
+    --output '$(OUT)/$(1).json'
 define cell
-$(OUT)/$(1)/classifier.ckpt: $(4) | $(VENV)/.installed check-data
-	$(RUN) $(2) $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir $$(@D) $(3)
-$(OUT)/$(1).json: $(OUT)/$(1)/classifier.ckpt
-	$(RUN) evaluate $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir $(OUT)/$(1) --output $$@
+$(OUT)/$(1)/config.yaml: $(4) FORCE | $(VENV)/.installed check-data
+	$(call train_cmd,$(1),$(2),$(3),$(4),$(5)) --prepare
+$(OUT)/$(1)/classifier.ckpt: $(OUT)/$(1)/config.yaml $(4)
+	$(call train_cmd,$(1),$(2),$(3),$(4),$(5))
+$(OUT)/$(1)/evaluate.yaml: $(OUT)/$(1)/classifier.ckpt FORCE
+	$(call evaluate_cmd,$(1),$(2),$(3),$(4),$(5)) --prepare
+$(OUT)/$(1).json: $(OUT)/$(1)/evaluate.yaml
+	$(call evaluate_cmd,$(1),$(2),$(3),$(4),$(5))
 endef
 
 # probe(task, fraction, training, table): a linear probe of a pretrained encoder
@@ -51,7 +67,7 @@ $(foreach task,rotation jigsaw multitask,$(eval $(call probe,$(task),30,adv,tabl
 TABLE2_RESULTS := $(foreach task,rotation jigsaw simclr multitask,$(OUT)/$(call probe_name,$(task),30,adv).json)
 
 table1: $(TABLE1_RESULTS) | $(VENV)/.installed
-	$(PY) -m robust_ssl.report table1 --results $(OUT) --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)
+	$(PY) -m robust_ssl.report table1 --results '$(OUT)' --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)
 
 table2: $(TABLE2_RESULTS) | $(VENV)/.installed
-	$(PY) -m robust_ssl.report table2 --results $(OUT) --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)
+	$(PY) -m robust_ssl.report table2 --results '$(OUT)' --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)

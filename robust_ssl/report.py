@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.tracking import MODES, wandb_mode
 
@@ -41,6 +43,16 @@ COLUMNS = [  # (header, which run, metric, index into the paper's row or None)
 ]
 PRETRAIN_NAMES = {"cifar100": "CIFAR-100 train (labels dropped)",
                   "cifar10": "CIFAR-10 train (labels dropped; in-domain, not the paper's CIFAR-100)"}
+
+
+def pretraining_data(results: Path, task: str, pretrain: str) -> str:
+    """What the encoder was pretrained on, read from its run's config (not from the cell
+    name, which a folder that happens to be called cifar10 would share)."""
+    config = results / f"{task}-{pretrain}" / "config.yaml"
+    dataset = pretrain
+    if config.is_file():
+        dataset = yaml.safe_load(config.read_text())["data"]["init_args"]["dataset"]
+    return PRETRAIN_NAMES.get(dataset, f"image folder '{dataset}'")
 
 
 @dataclass
@@ -88,7 +100,7 @@ def write_table1(results: Path, pretrain: str, profile: str) -> str:
     rows = table1_rows(pretrain)
     runs = load_results(results, rows)
     cells = table_cells(rows, runs)
-    pretrain_name = PRETRAIN_NAMES.get(pretrain, f"image folder '{pretrain}'")
+    pretrain_name = pretraining_data(results, "simclr", pretrain)
     any_run = next(iter(runs.values()))
     test_examples = any_run["examples"]["test"]
     title = (f"Table 1: CIFAR-10 accuracy (%), ours (paper), profile `{profile}`, "
@@ -134,7 +146,7 @@ def write_table2(results: Path, pretrain: str, profile: str) -> str:
     if missing:
         raise RobustSSLError(f"missing run results: {', '.join(missing)}; run `make table2` "
                              "to produce them")
-    pretrain_name = PRETRAIN_NAMES.get(pretrain, f"image folder '{pretrain}'")
+    pretrain_name = pretraining_data(results, "simclr", pretrain)
     title = (f"Table 2: CIFAR-10 accuracy (%) after adversarial linear fine-tuning on 30% of "
              f"the labels, ours (paper), profile `{profile}`, pretrained on {pretrain_name}")
     headers = ["clean", "FGSM", "PGD-20"]

@@ -4,18 +4,20 @@
 sends every output (logs, checkpoints, encoder, results JSON) into the run directory, applies
 the cell's overrides, saves the resolved config there and runs it with the Lightning CLI. So a
 cell is rerun by hand with `robust-ssl fit --config <run_dir>/config.yaml`, and a run that was
-interrupted resumes from `<run_dir>/checkpoints/last.ckpt`.
+interrupted resumes from `<run_dir>/checkpoints/last.ckpt`, but only when it was interrupted
+under the same config: a run directory holds the results of one config (see rundir.py).
 
     python -m robust_ssl.run pretrain  --profile quick --run-dir R [--task rotation] [--set ...]
     python -m robust_ssl.run finetune  --profile quick --run-dir R --set data.fraction=0.1
     python -m robust_ssl.run evaluate  --profile quick --run-dir R --output R.json
-    python -m robust_ssl.run check-data --data-dir D --datasets cifar10 cifar100 [--download]
+    python -m robust_ssl.run check-data --data-dir D --labeled cifar10 --pretrain cifar100 [--download]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,8 @@ from pathlib import Path
 import yaml
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.rundir import (check_resumable, claim, ensure_writable, fingerprint,
+                               record_text, write_atomically)
 from robust_ssl.tracking import MODES, wandb_mode
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -71,17 +75,19 @@ def apply_overrides(config: dict, overrides: list[str]) -> None:
         node[rest[-1]] = parse_value(value)
 
 
-def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode: str) -> None:
-    """Send logs, checkpoints and the encoder export of a run into `run_dir`."""
+def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode: str,
+                  stage: str) -> None:
+    """Send logs, checkpoints and the encoder export of a run into `run_dir`; each stage logs
+    into its own folder (logs/<stage>/), so evaluating never replaces the training curves."""
     trainer = config.setdefault("trainer", {})
     trainer["default_root_dir"] = str(run_dir)
     loggers = [{"class_path": "pytorch_lightning.loggers.CSVLogger",
-                "init_args": {"save_dir": str(run_dir), "name": "csv", "version": ""}}]
+                "init_args": {"save_dir": str(run_dir), "name": "logs", "version": stage}}]
     if wandb_mode != "off":
         loggers.append({"class_path": "pytorch_lightning.loggers.WandbLogger",
                         "init_args": {"project": "robust-ssl", "group": group, "name": name,
                                       "save_dir": str(run_dir), "offline": wandb_mode != "online",
-                                      "job_type": config["_stage"]}})
+                                      "job_type": stage}})
     trainer["logger"] = loggers
     for callback in trainer.get("callbacks", []):
         args = callback.setdefault("init_args", {})
@@ -91,31 +97,75 @@ def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode
             args["path"] = str(run_dir / "encoder.pt")
 
 
-def run_stage(args: argparse.Namespace) -> None:
-    from robust_ssl.cli import run_cli
+def stage_files(args: argparse.Namespace, run_dir: Path) -> tuple[str, list[Path]]:
+    """(config file name, results) of a stage in its run directory."""
+    if args.stage == "evaluate":
+        return "evaluate.yaml", [Path(args.output)]
+    final = "encoder.pt" if args.stage == "pretrain" else FINAL_CLASSIFIER
+    return "config.yaml", [run_dir / "checkpoints", run_dir / final]
 
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+def resolve(args: argparse.Namespace, run_dir: Path) -> dict:
+    """The stage's YAML with the run's overrides and its outputs routed into `run_dir`.
+    Everything a user can get wrong here is checked before anything is written."""
+    mode = wandb_mode(args.wandb)
     config = base_config(args.profile, args.stage, getattr(args, "task", "simclr"))
-    config["_stage"] = args.stage
     if args.stage == "evaluate":
         config["model"]["init_args"].update(checkpoint=str(run_dir / FINAL_CLASSIFIER),
                                            output=args.output, run_name=run_dir.name)
     apply_overrides(config, [f"data.data_dir={args.data_dir}"] + (args.set or []))
-    route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name,
-                  wandb_mode(args.wandb))
-    del config["_stage"]
-    resolved = run_dir / ("evaluate.yaml" if args.stage == "evaluate" else "config.yaml")
-    resolved.write_text(yaml.safe_dump(config, sort_keys=False))
+    route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name, mode,
+                  args.stage)
+    return config
+
+
+def input_files(args: argparse.Namespace, config: dict) -> dict[str, str | None]:
+    """The files whose contents a stage's result depends on beyond its config."""
+    model = config["model"].get("init_args", {})
+    if args.stage == "evaluate":
+        return {"model.checkpoint": model.get("checkpoint")}
+    if args.stage in ("finetune", "supervised"):
+        return {"model.encoder_path": model.get("encoder_path")}
+    return {}
+
+
+def prepare(args: argparse.Namespace) -> Path:
+    """Resolve the config and claim the run directory for it (rundir.claim): outputs of
+    another config stop the run unless --restart. Returns the config file to run."""
+    run_dir = Path(args.run_dir)
+    config = resolve(args, run_dir)
+    ensure_writable(run_dir)
+    if args.stage == "evaluate":
+        ensure_writable(Path(args.output).resolve().parent)
+    name, outputs = stage_files(args, run_dir)
+    current = fingerprint(config, input_files(args, config))
+    record = Path(name).stem + ".fingerprint.json"
+    claim(run_dir, record, current, outputs, args.restart,
+          logs=[run_dir / "logs" / args.stage, run_dir / f"{args.stage}_minutes.txt"])
+    write_atomically(run_dir / name, yaml.safe_dump(config, sort_keys=False))
+    write_atomically(run_dir / record, record_text(current))
+    return run_dir / name
+
+
+def run_stage(args: argparse.Namespace) -> None:
+    resolved = prepare(args)
+    if args.prepare:
+        return
+    from robust_ssl.cli import run_cli
+
+    run_dir = Path(args.run_dir)
     subcommand = STAGES[args.stage][1]
     cli_args = [subcommand, "--config", str(resolved)]
     last = run_dir / "checkpoints" / "last.ckpt"
     if subcommand == "fit" and last.is_file():
+        check_resumable(last)
         print(f"resuming {run_dir.name} from {last}", flush=True)
         cli_args += ["--ckpt_path", str(last)]
     print(f"$ robust-ssl {' '.join(cli_args)}", flush=True)
     start = time.perf_counter()
     cli = run_cli(cli_args)
+    if cli.trainer.interrupted:
+        raise RobustSSLError(f"{run_dir.name} was interrupted; rerun to resume it")
     minutes = (time.perf_counter() - start) / 60
     if args.stage in ("finetune", "supervised"):
         # the finished classifier: its existence marks the cell's training as complete
@@ -137,11 +187,14 @@ def check_data(args: argparse.Namespace) -> None:
     """Load (and cache) every split a table needs before any training starts."""
     from robust_ssl.data.sources import load_split
 
-    for dataset in args.datasets:
-        for split in ("train", "test"):
-            loaded = load_split(dataset, split, args.data_dir, download=args.download)
-            print(f"data: {dataset} {split}: {len(loaded)} images, {len(loaded.classes)} classes",
-                  flush=True)
+    needed = [(args.labeled, "train"), (args.labeled, "test")]
+    if args.pretrain and args.pretrain != args.labeled:
+        needed.append((args.pretrain, "train"))  # pretraining reads no labels and no test split
+    for dataset, split in needed:
+        loaded = load_split(dataset, split, args.data_dir, download=args.download,
+                            resize=args.resize)
+        print(f"data: {dataset} {split}: {len(loaded)} images, {len(loaded.classes)} classes",
+              flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,10 +215,16 @@ def main(argv: list[str] | None = None) -> None:
         if stage == "pretrain":
             p.add_argument("--task", default="simclr",
                            help="the pretext task: experiments/<profile>/<task>.yaml")
+        p.add_argument("--restart", action="store_true",
+                       help="delete this stage's outputs if another config made them, then run")
+        p.add_argument("--prepare", action="store_true",
+                       help="only resolve the config and check it against the run directory")
     data = sub.add_parser("check-data")
     data.add_argument("--data-dir", default="data")
-    data.add_argument("--datasets", nargs="+", required=True)
+    data.add_argument("--labeled", default="cifar10", help="the fine-tuning and test data")
+    data.add_argument("--pretrain", help="the pretraining data (train split only)")
     data.add_argument("--download", action="store_true")
+    data.add_argument("--resize", action="store_true", help="resize images to 32×32")
     args = parser.parse_args(argv)
     try:
         check_data(args) if args.stage == "check-data" else run_stage(args)

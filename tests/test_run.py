@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -18,8 +20,8 @@ def test_overrides_reach_init_args_and_parse_as_yaml():
 
 def test_outputs_are_routed_into_the_run_directory(tmp_path):
     config = run.base_config("quick", "pretrain")
-    config["_stage"] = "pretrain"
-    run.route_outputs(config, tmp_path / "cell", "table1-quick", "cell", wandb_mode="offline")
+    run.route_outputs(config, tmp_path / "cell", "table1-quick", "cell", wandb_mode="offline",
+                      stage="pretrain")
     trainer = config["trainer"]
     assert trainer["default_root_dir"] == str(tmp_path / "cell")
     paths = [c["init_args"].get("dirpath") or c["init_args"].get("path")
@@ -27,6 +29,7 @@ def test_outputs_are_routed_into_the_run_directory(tmp_path):
     assert str(tmp_path / "cell/checkpoints") in paths and str(tmp_path / "cell/encoder.pt") in paths
     kinds = [logger["class_path"].rsplit(".", 1)[1] for logger in trainer["logger"]]
     assert kinds == ["CSVLogger", "WandbLogger"]
+    assert trainer["logger"][0]["init_args"]["version"] == "pretrain"  # logs/<stage>/
     assert trainer["logger"][1]["init_args"]["offline"] is True
 
 
@@ -39,16 +42,16 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(image_folder, tmp_
     data_dir, _ = image_folder
     cell = tmp_path / "cell"
     args = ["supervised", "--profile", "smoke", "--run-dir", str(cell), "--data-dir",
-            str(data_dir), "--wandb", "off"]
-    run.main(args + ["--set", "trainer.max_epochs=1"])
-    (cell / run.FINAL_CLASSIFIER).unlink()  # as if the run had died after its first epoch
-    # One batch per epoch now: from scratch the run would end at step 2; resumed, it carries
-    # on from the 2 steps already taken.
-    run.main(args + ["--set", "trainer.max_epochs=2", "--set", "trainer.limit_train_batches=1"])
+            str(data_dir), "--wandb", "off", "--set", "trainer.max_epochs=2"]
+    run.main(args)
+    finished = torch.load(cell / run.FINAL_CLASSIFIER, weights_only=False)
+    (cell / run.FINAL_CLASSIFIER).unlink()  # as if the run had died after its last epoch
+    run.main(args)
     assert "resuming cell from" in capsys.readouterr().out
-    final = torch.load(cell / run.FINAL_CLASSIFIER, weights_only=False)
-    assert final["global_step"] > 2
-    assert yaml.safe_load((cell / "config.yaml").read_text())["trainer"]["max_epochs"] == 2
+    resumed = torch.load(cell / run.FINAL_CLASSIFIER, weights_only=False)
+    assert resumed["global_step"] == finished["global_step"] == 4  # no step taken twice
+    for name, tensor in finished["state_dict"].items():
+        assert torch.equal(tensor, resumed["state_dict"][name]), name
 
 
 def test_pretext_tasks_are_the_profile_yamls_and_unknown_ones_are_refused():
@@ -56,3 +59,113 @@ def test_pretext_tasks_are_the_profile_yamls_and_unknown_ones_are_refused():
     assert "RotationTask" in str(run.base_config("smoke", "pretrain", "rotation")["model"])
     with pytest.raises(RobustSSLError, match="unknown task 'colorize': choose one of jigsaw"):
         run.base_config("smoke", "pretrain", "colorize")
+
+
+def cell_args(data_dir, cell, *sets, stage="supervised"):
+    args = [stage, "--profile", "smoke", "--run-dir", str(cell), "--data-dir", str(data_dir),
+            "--wandb", "off"]
+    return args + [f"--set={item}" for item in sets]
+
+
+def test_a_rerun_with_another_config_is_refused_until_restarted(image_folder, tmp_path, capsys):
+    data_dir, _ = image_folder
+    cell = tmp_path / "cell"
+    run.main(cell_args(data_dir, cell, "data.fraction=0.5", "model.adversarial=true"))
+    trained = (cell / run.FINAL_CLASSIFIER).read_bytes()
+    config = (cell / "config.yaml").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(cell_args(data_dir, cell, "data.fraction=1.0", "model.adversarial=false"))
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "data.init_args.fraction: 0.5 -> 1.0" in message
+    assert "model.init_args.adversarial: true -> false" in message
+    assert "new run directory" in message and "--restart" in message
+    assert (cell / run.FINAL_CLASSIFIER).read_bytes() == trained  # nothing overwritten
+    assert (cell / "config.yaml").read_text() == config
+    run.main(cell_args(data_dir, cell, "data.fraction=1.0", "model.adversarial=false")
+             + ["--restart"])
+    assert "resuming" not in capsys.readouterr().out
+    final = torch.load(cell / run.FINAL_CLASSIFIER, weights_only=True)
+    assert final["hyper_parameters"]["adversarial"] is False
+    assert final["datamodule_hyper_parameters"]["fraction"] == 1.0
+
+
+def test_evaluation_keeps_the_training_logs(image_folder, tmp_path):
+    data_dir, _ = image_folder
+    cell = tmp_path / "cell"
+    run.main(cell_args(data_dir, cell))
+    run.main(["evaluate", "--profile", "smoke", "--run-dir", str(cell), "--data-dir",
+              str(data_dir), "--wandb", "off", "--output", str(tmp_path / "cell.json")])
+    training = (cell / "logs/supervised/metrics.csv").read_text()
+    assert "val/acc" in training.splitlines()[0] and len(training.splitlines()) > 1
+    assert "test/clean" in (cell / "logs/evaluate/metrics.csv").read_text()
+
+
+def test_a_damaged_last_checkpoint_is_named_with_the_way_out(image_folder, tmp_path, capsys):
+    data_dir, _ = image_folder
+    cell = tmp_path / "cell"
+    run.main(cell_args(data_dir, cell))
+    (cell / run.FINAL_CLASSIFIER).unlink()
+    (cell / "checkpoints/last.ckpt").write_bytes(b"half a checkpoint")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run.main(cell_args(data_dir, cell))
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and "last.ckpt' is damaged" in message
+    assert "delete it" in message
+    (cell / "checkpoints/last.ckpt").unlink()  # the way out works
+    run.main(cell_args(data_dir, cell))
+    assert (cell / run.FINAL_CLASSIFIER).is_file()
+
+
+def unwritable_folder(tmp_path):
+    """A folder nobody may write into, root included (root ignores permission bits)."""
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/sys/robust-ssl-results")  # sysfs refuses new entries even to root
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    return folder / "cell"
+
+
+def test_unwritable_results_and_unknown_settings_stop_before_anything_is_written(
+        image_folder, tmp_path, capsys):
+    data_dir, _ = image_folder
+    with pytest.raises(SystemExit):
+        run.main(cell_args(data_dir, unwritable_folder(tmp_path)))
+    assert "cannot write to" in capsys.readouterr().err
+    for bad in (["--wandb", "sometimes"], ["--profile", "fast"]):
+        cell = tmp_path / f"cell{bad[0]}"
+        args = cell_args(data_dir, cell)
+        args[args.index(bad[0]) + 1] = bad[1]
+        with pytest.raises(SystemExit):
+            run.main(args)
+        assert not cell.exists()
+    errors = capsys.readouterr().err
+    assert "invalid choice: 'sometimes'" in errors and "profile 'fast' unknown" in errors
+
+
+def test_output_to_a_file_gets_one_line_per_epoch(image_folder, tmp_path):
+    import subprocess
+    import sys
+
+    data_dir, _ = image_folder
+    out = subprocess.run([sys.executable, "-m", "robust_ssl.run"]
+                         + cell_args(data_dir, tmp_path / "cell", "trainer.max_epochs=2"),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    log = out.stdout + out.stderr
+    assert "\r" not in log
+    assert [line.split(":")[0] for line in log.splitlines() if line.startswith("epoch ")] == [
+        "epoch 1/2", "epoch 2/2"]
+
+
+def test_too_few_pretraining_images_fail_without_an_encoder(image_folder, tmp_path, capsys):
+    data_dir, _ = image_folder
+    cell = tmp_path / "simclr"
+    with pytest.raises(SystemExit):
+        run.main(cell_args(data_dir, cell, "data.dataset=cifar10", "data.batch_size=100",
+                           stage="pretrain"))
+    assert "fewer than one batch of 100" in capsys.readouterr().err
+    assert not (cell / "encoder.pt").exists()

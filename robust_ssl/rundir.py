@@ -1,0 +1,127 @@
+"""A run directory belongs to one configuration: its results are never taken for another's.
+
+Each stage of a run directory records the fingerprint of what it computes: the resolved config
+(less the keys that only say where logs go) and a hash of every input file it reads (the
+encoder, the classifier). A rerun with the same fingerprint resumes or reuses; a rerun with
+another stops with the differing keys, unless asked to restart, which first deletes the stage's
+outputs. So a resumed checkpoint or a finished result always comes from the config on record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from robust_ssl.errors import RobustSSLError
+
+# Keys that change where a run reports, not what it computes.
+UNTRACKED = ("trainer.logger", "trainer.enable_progress_bar")
+
+
+def flatten(node, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": [1, 2]}} -> {"a.b.0": 1, "a.b.1": 2}."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return {prefix: node}
+    flat: dict[str, object] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    if not flat and prefix:
+        flat[prefix] = node  # an empty dict or list is a value of its own
+    return flat
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(config: dict, inputs: dict[str, str | None]) -> dict[str, object]:
+    """What a stage computes: its config less UNTRACKED keys, plus its input files' hashes."""
+    flat = {key: value for key, value in flatten(config).items()
+            if not key.startswith(UNTRACKED)}
+    for name, path in inputs.items():
+        if path is not None and Path(path).is_file():
+            flat[f"sha256({name})"] = file_hash(path)
+    return flat
+
+
+def differences(old: dict, new: dict, shown: int = 8) -> str:
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "<unset>") != new.get(k, "<unset>"))
+    parts = [f"{k}: {json.dumps(old.get(k, '<unset>'))} -> {json.dumps(new.get(k, '<unset>'))}"
+             for k in keys[:shown]]
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return "; ".join(parts) + more
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create `folder` and prove it writable before any training, not after an hour of it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise RobustSSLError(f"cannot write to '{folder}' ({error.strerror or error}): choose a "
+                             "writable results directory (RESULTS=... for make, --run-dir)") from None
+
+
+def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restart: bool,
+          logs: list[Path] = ()) -> None:
+    """Make sure that `run_dir`'s outputs for this stage can only come from `current`.
+
+    Outputs made under another fingerprint (or under none on record) stop the run before
+    anything is overwritten, or with `restart` are deleted; `logs` of another fingerprint are
+    deleted either way. The caller then writes its config file and, last, the record: a kill
+    in between never leaves a record beside a stale config.
+    """
+    record_path = run_dir / record
+    stored = json.loads(record_path.read_text()) if record_path.is_file() else None
+    if stored == current:
+        return
+    existing = [path for path in outputs if path.exists()]
+    if existing and not restart:
+        what = (f"differs in {differences(stored, current)}" if stored is not None
+                else "is missing")
+        raise RobustSSLError(
+            f"run directory '{run_dir}' holds {', '.join(p.name for p in existing)} from "
+            f"another configuration: its record {record} {what}. Use a new run directory, or "
+            "restart this one from scratch with --restart (RESTART=1 for make), which deletes "
+            "those outputs")
+    for path in existing + [path for path in logs if path.exists()]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def record_text(current: dict) -> str:
+    return json.dumps(current, indent=1, sort_keys=True, default=str) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` unless the file already holds it (its time stamp then stays, for make)."""
+    if path.is_file() and path.read_text() == text:
+        return
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def check_resumable(checkpoint: Path) -> None:
+    """A checkpoint that cannot be read would fail every rerun: name it and the way out."""
+    import torch
+
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise RobustSSLError(
+            f"checkpoint '{checkpoint}' is damaged ({type(error).__name__}): delete it, and "
+            "the rerun starts this stage from its beginning"
+        ) from None

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from robust_ssl import rundir
+from robust_ssl.errors import RobustSSLError
+
+CONFIG = {"trainer": {"max_epochs": 2, "logger": [{"class_path": "CSVLogger"}],
+                      "callbacks": [{"class_path": "C", "init_args": {"k": 5}}]},
+          "model": {"init_args": {"adversarial": True, "encoder_path": None}},
+          "data": {"init_args": {"fraction": 0.1}}}
+
+
+def test_fingerprint_tracks_what_is_computed_not_where_it_is_logged(tmp_path):
+    flat = rundir.fingerprint(CONFIG, {})
+    assert flat["data.init_args.fraction"] == 0.1 and flat["trainer.callbacks.0.init_args.k"] == 5
+    assert not any(key.startswith("trainer.logger") for key in flat)
+    encoder = tmp_path / "encoder.pt"
+    encoder.write_bytes(b"weights 1")
+    first = rundir.fingerprint(CONFIG, {"model.encoder_path": str(encoder)})
+    encoder.write_bytes(b"weights 2")  # same path, other contents: another computation
+    assert rundir.fingerprint(CONFIG, {"model.encoder_path": str(encoder)}) != first
+
+
+def test_claim_refuses_results_of_another_config_and_restart_deletes_them(tmp_path):
+    result = tmp_path / "classifier.ckpt"
+    old = rundir.fingerprint(CONFIG, {})
+    rundir.claim(tmp_path, "config.fingerprint.json", old, [result], restart=False)
+    (tmp_path / "config.fingerprint.json").write_text(rundir.record_text(old))
+    result.write_bytes(b"trained")
+    rundir.claim(tmp_path, "config.fingerprint.json", old, [result], restart=False)  # same: fine
+    new = dict(old, **{"data.init_args.fraction": 1.0})
+    with pytest.raises(RobustSSLError) as error:
+        rundir.claim(tmp_path, "config.fingerprint.json", new, [result], restart=False)
+    assert "data.init_args.fraction: 0.1 -> 1.0" in str(error.value)
+    assert "new run directory" in str(error.value) and "--restart" in str(error.value)
+    assert result.read_bytes() == b"trained"
+    assert json.loads((tmp_path / "config.fingerprint.json").read_text()) == old
+    rundir.claim(tmp_path, "config.fingerprint.json", new, [result], restart=True)
+    assert not result.exists()
+
+
+def test_write_atomically_keeps_the_time_stamp_of_unchanged_files(tmp_path):
+    path = tmp_path / "config.yaml"
+    rundir.write_atomically(path, "a: 1\n")
+    stamp = path.stat().st_mtime_ns
+    rundir.write_atomically(path, "a: 1\n")
+    assert path.stat().st_mtime_ns == stamp
+    rundir.write_atomically(path, "a: 2\n")
+    assert path.read_text() == "a: 2\n" and not list(tmp_path.glob("*.partial"))
