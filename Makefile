@@ -58,8 +58,9 @@ endif
 PRETRAIN_NAME := $(if $(findstring /,$(PRETRAIN_DATA)),folder-)$(notdir $(patsubst %/,%,$(PRETRAIN_DATA)))
 OUT := $(RESULTS)/$(PROFILE)
 RUN := $(PY) -m robust_ssl.run
+DATA_SETS := $(if $(filter 1,$(RESIZE)),data.resize=true)
 STAGE_ARGS = --profile $(PROFILE) --data-dir '$(DATA_DIR)' $(if $(filter 1,$(RESTART)),--restart) \
-    $(if $(filter 1,$(RESIZE)),--set data.resize=true)
+    $(addprefix --set ,$(DATA_SETS))
 
 # Runs before any training (order-only, so it never forces a rebuild): loads and caches the
 # data, downloading what is missing when DOWNLOAD=1, and stops at once when it cannot.

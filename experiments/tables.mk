@@ -3,11 +3,11 @@
 # `python -m robust_ssl.run`, which runs experiments/$(PROFILE)/<stage or task>.yaml in the
 # step's own run directory.
 #
-# Each stage's config file (config.yaml, evaluate.yaml) is a target of its own, rebuilt on every
-# make (FORCE) by `run.py ... --prepare`, which rewrites it only when the resolved config or an
-# input file changed, and then only if no result of the old config is there (else it stops and
-# names the differing keys; RESTART=1 deletes those results). So a result never outlives the
-# config that made it.
+# Every step is FORCEd: make only sequences them, and run.py decides from the fingerprint of
+# the stage's config and input files (robust_ssl/rundir.py) whether its result is up to date
+# (then it returns at once), missing or interrupted (then it runs or resumes), or made by
+# another config (then it stops and names the differing keys; RESTART=1 redoes such steps).
+# So a result never outlives the config that made it.
 
 FRACTION_1 := 0.01
 FRACTION_10 := 0.1
@@ -21,26 +21,18 @@ encoder = $(OUT)/$(1)-$(PRETRAIN_NAME)/encoder.pt
 pretrain_cmd = $(RUN) pretrain $(STAGE_ARGS) --group $(2)-$(PROFILE) --task $(1) \
     --run-dir '$(OUT)/$(1)-$(PRETRAIN_NAME)' --set 'data.dataset=$(PRETRAIN_DATA)'
 define pretraining
-$(OUT)/$(1)-$(PRETRAIN_NAME)/config.yaml: FORCE | $(VENV)/.installed check-data
-	$(call pretrain_cmd,$(1),$(2)) --prepare
-$(call encoder,$(1)): $(OUT)/$(1)-$(PRETRAIN_NAME)/config.yaml
+$(call encoder,$(1)): FORCE | $(VENV)/.installed check-data
 	$(call pretrain_cmd,$(1),$(2))
 endef
 
-# cell(name, stage, overrides, prerequisites, table): train -> classifier.ckpt,
-# evaluate -> name.json; W&B groups the runs as <table>-<profile>
+# cell(name, stage, overrides, prerequisites, table): train -> name/classifier.ckpt, then
+# evaluate -> name.json in the same process (one start-up of torch per cell, not two);
+# W&B groups the runs as <table>-<profile>
 train_cmd = $(RUN) $(2) $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir '$(OUT)/$(1)' $(3)
-evaluate_cmd = $(RUN) evaluate $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir '$(OUT)/$(1)' \
-    --output '$(OUT)/$(1).json'
 define cell
-$(OUT)/$(1)/config.yaml: $(4) FORCE | $(VENV)/.installed check-data
-	$(call train_cmd,$(1),$(2),$(3),$(4),$(5)) --prepare
-$(OUT)/$(1)/classifier.ckpt: $(OUT)/$(1)/config.yaml $(4)
-	$(call train_cmd,$(1),$(2),$(3),$(4),$(5))
-$(OUT)/$(1)/evaluate.yaml: $(OUT)/$(1)/classifier.ckpt FORCE
-	$(call evaluate_cmd,$(1),$(2),$(3),$(4),$(5)) --prepare
-$(OUT)/$(1).json: $(OUT)/$(1)/evaluate.yaml
-	$(call evaluate_cmd,$(1),$(2),$(3),$(4),$(5))
+$(OUT)/$(1).json: $(4) FORCE | $(VENV)/.installed check-data
+	$(call train_cmd,$(1),$(2),$(3),$(4),$(5)) --evaluate-output '$(OUT)/$(1).json' \
+	    $(addprefix --evaluate-set ,$(DATA_SETS))
 endef
 
 # probe(task, fraction, training, table): a linear probe of a pretrained encoder

@@ -8,7 +8,8 @@ interrupted resumes from `<run_dir>/checkpoints/last.ckpt`, but only when it was
 under the same config: a run directory holds the results of one config (see rundir.py).
 
     python -m robust_ssl.run pretrain  --profile quick --run-dir R [--task rotation] [--set ...]
-    python -m robust_ssl.run finetune  --profile quick --run-dir R --set data.fraction=0.1
+    python -m robust_ssl.run finetune  --profile quick --run-dir R --set data.fraction=0.1 \
+        [--evaluate-output R.json]
     python -m robust_ssl.run evaluate  --profile quick --run-dir R --output R.json
     python -m robust_ssl.run check-data --data-dir D --labeled cifar10 --pretrain cifar100 [--download]
 """
@@ -97,12 +98,12 @@ def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode
             args["path"] = str(run_dir / "encoder.pt")
 
 
-def stage_files(args: argparse.Namespace, run_dir: Path) -> tuple[str, list[Path]]:
-    """(config file name, results) of a stage in its run directory."""
+def stage_files(args: argparse.Namespace, run_dir: Path) -> tuple[str, Path, list[Path]]:
+    """(config file name, final result, all results) of a stage in its run directory."""
     if args.stage == "evaluate":
-        return "evaluate.yaml", [Path(args.output)]
-    final = "encoder.pt" if args.stage == "pretrain" else FINAL_CLASSIFIER
-    return "config.yaml", [run_dir / "checkpoints", run_dir / final]
+        return "evaluate.yaml", Path(args.output), [Path(args.output)]
+    final = run_dir / ("encoder.pt" if args.stage == "pretrain" else FINAL_CLASSIFIER)
+    return "config.yaml", final, [run_dir / "checkpoints", final]
 
 
 def resolve(args: argparse.Namespace, run_dir: Path) -> dict:
@@ -129,28 +130,38 @@ def input_files(args: argparse.Namespace, config: dict) -> dict[str, str | None]
     return {}
 
 
-def prepare(args: argparse.Namespace) -> Path:
-    """Resolve the config and claim the run directory for it (rundir.claim): outputs of
-    another config stop the run unless --restart. Returns the config file to run."""
+def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
+    """Resolve the config and claim the run directory for it (rundir.claim): results of
+    another config stop the run unless --restart. Returns the config file to run and whether
+    the stage's final result is already there, made by this very config."""
     run_dir = Path(args.run_dir)
     config = resolve(args, run_dir)
     ensure_writable(run_dir)
     if args.stage == "evaluate":
         ensure_writable(Path(args.output).resolve().parent)
-    name, outputs = stage_files(args, run_dir)
+    name, final, outputs = stage_files(args, run_dir)
     current = fingerprint(config, input_files(args, config))
     record = Path(name).stem + ".fingerprint.json"
-    claim(run_dir, record, current, outputs, args.restart,
-          logs=[run_dir / "logs" / args.stage, run_dir / f"{args.stage}_minutes.txt"])
+    unchanged = claim(run_dir, record, current, outputs, args.restart,
+                      logs=[run_dir / "logs" / args.stage, run_dir / f"{args.stage}_minutes.txt"])
     write_atomically(run_dir / name, yaml.safe_dump(config, sort_keys=False))
     write_atomically(run_dir / record, record_text(current))
-    return run_dir / name
+    return run_dir / name, unchanged and final.is_file()
 
 
 def run_stage(args: argparse.Namespace) -> None:
-    resolved = prepare(args)
-    if args.prepare:
-        return
+    """Run a stage unless its result is there from the same config (as make would, but by
+    fingerprint instead of time stamps), then its evaluation if asked."""
+    resolved, finished = prepare(args)
+    if finished:
+        print(f"{args.run_dir}: {args.stage} is up to date", flush=True)
+    else:
+        train_or_evaluate(args, resolved)
+    if getattr(args, "evaluate_output", None):
+        run_stage(evaluation_of(args))
+
+
+def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
     from robust_ssl.cli import run_cli
 
     run_dir = Path(args.run_dir)
@@ -173,6 +184,13 @@ def run_stage(args: argparse.Namespace) -> None:
     (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
     if args.stage == "evaluate":
         print(summary_line(Path(args.output), run_dir), flush=True)
+
+
+def evaluation_of(args: argparse.Namespace) -> argparse.Namespace:
+    """The evaluate stage of a training run, in the same process: a table cell then pays for
+    one start-up of torch and Lightning instead of two (seconds each on a small CPU)."""
+    return argparse.Namespace(**{**vars(args), "stage": "evaluate", "output": args.evaluate_output,
+                                 "set": args.evaluate_set, "evaluate_output": None})
 
 
 def summary_line(output: Path, run_dir: Path) -> str:
@@ -212,13 +230,16 @@ def main(argv: list[str] | None = None) -> None:
                        help="offline (default, or $WANDB), online or off")
         if stage == "evaluate":
             p.add_argument("--output", required=True)
+        if stage in ("finetune", "supervised"):
+            p.add_argument("--evaluate-output", metavar="JSON",
+                           help="then evaluate the classifier, as `evaluate --output JSON`")
+            p.add_argument("--evaluate-set", action="append", metavar="KEY=VALUE",
+                           help="an override of that evaluation")
         if stage == "pretrain":
             p.add_argument("--task", default="simclr",
                            help="the pretext task: experiments/<profile>/<task>.yaml")
         p.add_argument("--restart", action="store_true",
                        help="delete this stage's outputs if another config made them, then run")
-        p.add_argument("--prepare", action="store_true",
-                       help="only resolve the config and check it against the run directory")
     data = sub.add_parser("check-data")
     data.add_argument("--data-dir", default="data")
     data.add_argument("--labeled", default="cifar10", help="the fine-tuning and test data")

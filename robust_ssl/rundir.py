@@ -76,18 +76,19 @@ def ensure_writable(folder: Path) -> None:
 
 
 def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restart: bool,
-          logs: list[Path] = ()) -> None:
+          logs: list[Path] = ()) -> bool:
     """Make sure that `run_dir`'s outputs for this stage can only come from `current`.
 
     Outputs made under another fingerprint (or under none on record) stop the run before
     anything is overwritten, or with `restart` are deleted; `logs` of another fingerprint are
     deleted either way. The caller then writes its config file and, last, the record: a kill
-    in between never leaves a record beside a stale config.
+    in between never leaves a record beside a stale config. Returns whether the record on
+    file is `current` (so the outputs there are this config's).
     """
     record_path = run_dir / record
     stored = json.loads(record_path.read_text()) if record_path.is_file() else None
     if stored == current:
-        return
+        return True
     existing = [path for path in outputs if path.exists()]
     if existing and not restart:
         what = (f"differs in {differences(stored, current)}" if stored is not None
@@ -99,6 +100,7 @@ def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restar
             "those outputs")
     for path in existing + [path for path in logs if path.exists()]:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return False
 
 
 def record_text(current: dict) -> str:

@@ -55,3 +55,15 @@ def test_main_turns_user_errors_into_exit_status_2(monkeypatch, capsys):
         cli.main([])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "robust-ssl: error: bad input, fix it like so\n"
+
+
+def test_a_file_that_is_no_classifier_is_one_line_and_exit_2(image_folder, tmp_path):
+    data_dir, _ = image_folder
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    result = run_cli("test", "--config", str(ROOT / "experiments/smoke/evaluate.yaml"),
+                     "--model.checkpoint", str(empty), "--model.output", str(tmp_path / "o.json"),
+                     "--data.data_dir", str(data_dir))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "robust-ssl: error: cannot read classifier checkpoint" in result.stderr
+    assert not (tmp_path / "o.json").exists()

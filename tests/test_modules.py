@@ -107,8 +107,10 @@ def test_pretraining_set_smaller_than_a_batch_fails_at_once(image_folder):
 
 def test_limits_cap_validation_and_test_sets_on_any_data_size(image_folder):
     data_dir, _ = image_folder
-    data = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.5, val_limit=6, test_limit=3)
+    data = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.5, val_limit=6, test_limit=3,
+                             train_limit=9)
     data.setup("test")
+    assert torch.bincount(data.train.labels).tolist() == [3, 3, 3]
     assert torch.bincount(data.val.labels).tolist() == [2, 2, 2]
     assert torch.bincount(data.test.labels).tolist() == [1, 1, 1]
 

@@ -1,7 +1,10 @@
 """`make table1` and `make table2` with PROFILE=smoke end to end on generated data, the first
-interrupted and resumed, the second reusing the first's cells."""
+killed and resumed, the second reusing the first's cells; the Makefile's checks of its
+variables."""
 
 import csv
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import write_cifar_files, write_image_folder
 
@@ -32,28 +36,48 @@ def make_table1(data: Path, results: Path, wandb: str, *extra: str):
                             start_new_session=True)
 
 
+def finished_results(out: Path) -> dict[Path, tuple[int, str]]:
+    """Every finished result (encoders, classifiers, result JSONs) with its time stamp and hash."""
+    paths = [*out.glob("*/encoder.pt"), *out.glob("*/classifier.ckpt"), *out.glob("*.json")]
+    return {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths}
+
+
+def started(out: Path, stage: str) -> bool:
+    """Whether a stage is under way: its config is written and its result is not there yet."""
+    if stage == "pretraining":  # past its first epoch's checkpoint
+        cell = out / "simclr-cifar100"
+        return (cell / "checkpoints/last.ckpt").exists() and not (cell / "encoder.pt").exists()
+    if stage == "fine-tuning":
+        return any(not (c.parent / "classifier.ckpt").exists() for c in out.glob("*-f*/config.yaml"))
+    return any(not c.parent.with_suffix(".json").exists() for c in out.glob("*/evaluate.yaml"))
+
+
 @pytest.mark.slow
-def test_interrupted_smoke_table_resumes_and_reuses_finished_cells(table_data, tmp_path):
+def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table_data, tmp_path):
+    """SIGKILL (no cleanup possible) during pretraining, fine-tuning and evaluation; each rerun
+    carries on, finished results are reused byte for byte, and no partial file is a result."""
     results = tmp_path / "results"
     out = results / "smoke"
-    first = make_table1(table_data, results, wandb="off")
-    marker = out / "simclr-cifar100-f10-clean.json"
-    deadline = time.time() + 600
-    while not marker.exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
-    assert marker.exists(), first.communicate()[0][-3000:]
-    os.killpg(first.pid, signal.SIGTERM)  # as a user's Ctrl-C or a lost session would
-    first.wait(timeout=60)
-    finished = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
-    finished[out / "simclr-cifar100/encoder.pt"] = (out / "simclr-cifar100/encoder.pt").stat().st_mtime_ns
+    kept: dict[Path, tuple[int, str]] = {}
+    for stage in ("pretraining", "fine-tuning", "evaluation"):
+        process = make_table1(table_data, results, wandb="off")
+        deadline = time.time() + 600
+        while not started(out, stage) and process.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, f"the table ended before {stage}: " + process.communicate()[0][-3000:]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        kept.update(finished_results(out))
     assert not (out / "table1.md").exists()
 
     second = make_table1(table_data, results, wandb="offline")
     log = second.communicate(timeout=900)[0]
     assert second.returncode == 0, log[-3000:]
-    for path, mtime in finished.items():
-        assert path.stat().st_mtime_ns == mtime, f"{path.name} was recomputed"
-    assert "finished supervised-adv" in log or (out / "supervised-adv.json").is_file()
+    assert finished_results(out).items() >= kept.items(), "a finished result was recomputed"
+    for result in out.glob("*.json"):
+        assert "metrics" in json.loads(result.read_text())
+    for classifier in out.glob("*/classifier.ckpt"):
+        assert "state_dict" in torch.load(classifier, weights_only=True)
 
     table = (out / "table1.md").read_text()
     assert "CIFAR-100 train" in table
@@ -81,6 +105,23 @@ def test_interrupted_smoke_table_resumes_and_reuses_finished_cells(table_data, t
                                                            "Multi-task"]
     assert all(0 <= float(v) <= 100 for row in table2[1:] for v in row[1:4])
 
+    # A finished cell whose input changed is not presented as the new result: make stops and
+    # names the change; RESTART=1 redoes that cell alone.
+    classifier = out / "supervised-clean/classifier.ckpt"
+    entry = torch.load(classifier, weights_only=True)
+    entry["state_dict"]["classifier.bias"] += 1.0  # as if retrained by hand
+    torch.save(entry, classifier)
+    before = finished_results(out)
+    changed = make_table1(table_data, results, wandb="off")
+    log = changed.communicate(timeout=300)[0]
+    assert changed.returncode != 0 and "sha256(model.checkpoint)" in log and "RESTART=1" in log
+    assert finished_results(out) == before
+    restarted = make_table1(table_data, results, "off", "RESTART=1")
+    log = restarted.communicate(timeout=300)[0]
+    assert restarted.returncode == 0, log[-3000:]
+    redone = {p for p, stamp in finished_results(out).items() if before.get(p) != stamp}
+    assert redone == {out / "supervised-clean.json"}
+
 
 def test_without_data_or_network_it_stops_before_training(tmp_path):
     """DOWNLOAD=0 and an empty DATA_DIR: one message that says how to provide the data."""
@@ -92,3 +133,24 @@ def test_without_data_or_network_it_stops_before_training(tmp_path):
     assert "robust-ssl: error:" in log and "not found in data directory" in log
     assert "download" in log.lower()
     assert not (tmp_path / "results").exists()  # nothing trained, nothing written
+
+
+def test_bad_variables_stop_make_before_anything_is_written(tmp_path):
+    for variables in ([f"RESULTS={tmp_path / 'my results'}"],
+                      [f"RESULTS={tmp_path / 'r'}", "PROFILE=fast"],
+                      [f"RESULTS={tmp_path / 'r'}", "WANDB=maybe"]):
+        out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table1",
+                              *variables], capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0, out.stdout
+        assert f"{variables[-1].split('=')[0]}=" in out.stderr and "Stop." in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_directory_with_a_space_is_quoted(tmp_path):
+    data = tmp_path / "my data"
+    write_image_folder(data / "cifar10", {"train": 4, "test": 2})
+    out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "check-data",
+                          f"DATA_DIR={data}", "PRETRAIN_DATA=cifar10", "DOWNLOAD=0"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "data: cifar10 test: 6 images, 3 classes" in out.stdout

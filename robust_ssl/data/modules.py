@@ -143,7 +143,8 @@ class LabeledDataModule(pl.LightningDataModule):
     A `val_fraction` of each class is held out before `fraction` of the rest is taken, so the
     validation set is the same for every fraction; `test_fraction` < 1 evaluates on a stratified
     subset of the test split (for quick profiles), `test_limit` caps it at about that many images
-    and `val_limit` the validation set likewise (for smoke runs: a cap works on any data size).
+    and `train_limit` / `val_limit` the other sets likewise (for smoke runs: a cap works on any
+    data size).
     Training batches get the standard pad-crop and flip when `augment` is on; every batch
     becomes float [0, 1] on the device. The number of classes is the data's (at least two).
     """
@@ -152,7 +153,8 @@ class LabeledDataModule(pl.LightningDataModule):
                  val_fraction: float = 0.1, seed: int = 0, batch_size: int = 128,
                  eval_batch_size: int = 512, augment: bool = True, download: bool = False,
                  test_fraction: float = 1.0, test_limit: int | None = None,
-                 val_limit: int | None = None, resize: bool = False):
+                 train_limit: int | None = None, val_limit: int | None = None,
+                 resize: bool = False):
         super().__init__()
         check_fraction(fraction)
         check_fraction(test_fraction, "test_fraction")
@@ -176,6 +178,7 @@ class LabeledDataModule(pl.LightningDataModule):
                 f"'{hp.dataset}' has {len(full.classes)} class ({', '.join(full.classes)}): a "
                 "classifier needs at least two class folders (train/<class>/, test/<class>/)")
         train_idx, val_idx = stratified_split(full.labels, hp.fraction, hp.val_fraction, hp.seed)
+        train_idx = train_idx[stratified_limit(full.labels[train_idx], hp.train_limit, hp.seed)]
         val_idx = val_idx[stratified_limit(full.labels[val_idx], hp.val_limit, hp.seed)]
         self.train = Split(full.images[train_idx], full.labels[train_idx], full.classes)
         self.val = Split(full.images[val_idx], full.labels[val_idx], full.classes)
