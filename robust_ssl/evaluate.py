@@ -75,12 +75,13 @@ class AdversarialEvaluator(pl.LightningModule):
         if large_eps is not None:
             self.settings.append(("pgd", large_eps))
         self.classifier: FineTuner | None = None
-        self.examples = SumMetric()
         self._start = 0.0
 
     def setup(self, stage: str) -> None:
         """Load the classifier here, not in __init__: a LightningModule built while the CLI
-        instantiates another one would record the outer module's hyperparameters."""
+        instantiates another one would record the outer module's hyperparameters. The metrics
+        are made here too, in each process: under ddp_spawn, states made in __init__ would be
+        one shared-memory tensor that every rank adds to."""
         if self.classifier is not None:
             return
         self.classifier = load_classifier(self.hparams.checkpoint)
@@ -93,6 +94,7 @@ class AdversarialEvaluator(pl.LightningModule):
                 f"classifier '{self.hparams.checkpoint}' predicts {num_classes} classes but the "
                 f"data '{datamodule.hparams.dataset}' has {data_classes}: evaluate it on the "
                 "dataset it was fine-tuned on")
+        self.examples = SumMetric()
         self.accuracy = torch.nn.ModuleDict({
             self.key(a, e): MulticlassAccuracy(num_classes, average="micro")
             for a, e in self.settings
@@ -140,15 +142,18 @@ class AdversarialEvaluator(pl.LightningModule):
                     self.accuracy[self.key(attack, eps)].update(self(adversarial), y)
 
     def on_test_epoch_end(self) -> None:
+        """Accuracies and counts gathered over all ranks (each rank saw its own shard of the
+        test set); AutoAttack, which runs on a fixed subset, runs once, on rank zero."""
         metrics = {name: metric.compute().item() for name, metric in self.accuracy.items()}
         counts = {"test": int(self.examples.compute().item())}
+        if not self.trainer.is_global_zero:
+            return
         if self.hparams.autoattack_examples > 0:
             aa_metrics, counts["autoattack"] = self._autoattack()
             metrics.update(aa_metrics)
         for name, value in metrics.items():
-            self.log(f"test/{name}", value)
-        if self.trainer.is_global_zero:
-            self.write_results(metrics, counts)
+            self.log(f"test/{name}", value, rank_zero_only=True)
+        self.write_results(metrics, counts)
 
     def _autoattack(self) -> tuple[dict[str, float], int]:
         test = self.trainer.datamodule.test

@@ -96,8 +96,6 @@ class FineTuner(pl.LightningModule):
         if num_classes < 2:
             raise RobustSSLError(f"num_classes={num_classes}: a classifier needs at least two")
         self.classifier = torch.nn.Linear(ResNet18Encoder.feature_dim, num_classes)
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_fgsm_acc = MulticlassAccuracy(num_classes, average="micro")
 
     def _frozen_modules(self) -> list[torch.nn.Module]:
         net = self.encoder.net
@@ -142,11 +140,15 @@ class FineTuner(pl.LightningModule):
                 f"the model has {self.hparams.num_classes} classes but the data "
                 f"'{datamodule.hparams.dataset}' has {data_classes}: set model.num_classes to "
                 f"{data_classes} or null (read from the data)")
+        # made here, in each process: under ddp_spawn, metric states made in __init__ would be
+        # one shared-memory tensor that every rank adds to
+        self.val_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
+        self.val_fgsm_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
         if stage == "fit" and self.caches_features and datamodule is not None:
             datamodule.setup("fit")
             device = self.trainer.strategy.root_device
             features = encode(self.encoder.to(device), datamodule.train.images, normalize=False)
-            datamodule.use_train_features(features.cpu())
+            datamodule.use_train_features(features)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, labels = batch

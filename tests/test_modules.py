@@ -2,7 +2,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from robust_ssl.data.modules import EpochBatches, LabeledDataModule, UnlabeledDataModule
+from robust_ssl.data.modules import LabeledDataModule, ShardedBatches, UnlabeledDataModule
 from robust_ssl.errors import DataError
 from robust_ssl.finetune import FineTuner
 from tests.conftest import write_image_folder
@@ -119,8 +119,18 @@ def test_limits_cap_validation_and_test_sets_on_any_data_size(image_folder):
 def test_ranks_take_disjoint_slices_of_one_permutation(world_size):
     """Sharding without a process group: each rank's sampler alone, as each process sees it."""
     size, batch = 60, 4
-    per_rank = [list(EpochBatches(size, batch, drop_last=False, seed=5, rank=r,
+    per_rank = [list(ShardedBatches(size, batch, shuffle=True, seed=5, rank=r,
                                   world_size=world_size)) for r in range(world_size)]
     assert len({len(batches) for batches in per_rank}) == 1  # same number of steps everywhere
     used = [i for batches in per_rank for b in batches for i in b]
     assert sorted(used) == list(range(size))  # 60 divides by 1, 2 and 3: each image once
+
+
+@pytest.mark.parametrize("size", [60, 61, 62])
+def test_evaluation_shards_are_never_padded(size):
+    per_rank = [list(ShardedBatches(size, 8, shuffle=False, rank=r, world_size=3))
+                for r in range(3)]
+    used = sorted(i for batches in per_rank for b in batches for i in b)
+    assert used == list(range(size))  # every image once, none twice, whatever the size
+    for rank, batches in enumerate(per_rank):
+        assert len(batches) == len(ShardedBatches(size, 8, False, rank=rank, world_size=3))

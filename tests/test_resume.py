@@ -49,3 +49,27 @@ def test_resumed_pretraining_equals_the_uninterrupted_run(image_folder, tmp_path
     careless = pretrain(data_dir, tmp_path / "c", ckpt_path=tmp_path / "c/last.ckpt",
                         random_state=False)
     assert any(not torch.equal(t, careless[name]) for name, t in uninterrupted.items())
+
+
+def test_a_resumed_run_continues_the_same_data_order(tmp_path):
+    from robust_ssl.data.modules import UnlabeledDataModule as Unlabeled
+    from tests.test_ddp_data import OrderRecorder, write_numbered_images
+
+    write_numbered_images(tmp_path / "images", 30)
+
+    def fit(folder, callbacks=(), ckpt_path=None):
+        model = OrderRecorder(str(tmp_path))
+        trainer = pl.Trainer(accelerator="cpu", max_epochs=3, logger=False,
+                             callbacks=[ModelCheckpoint(dirpath=folder, save_last=True),
+                                        RandomState(), *callbacks],
+                             enable_progress_bar=False, enable_model_summary=False)
+        data = Unlabeled(dataset=str(tmp_path / "images"), data_dir=str(tmp_path), batch_size=10)
+        trainer.fit(model, data, ckpt_path=ckpt_path)
+        return model.seen
+
+    uninterrupted = fit(tmp_path / "a")
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(tmp_path / "b", [Crash(epoch=1)])
+    resumed = fit(tmp_path / "b", ckpt_path=tmp_path / "b/last.ckpt")
+    assert sorted(resumed) == ["train1", "train2"]
+    assert resumed == {k: uninterrupted[k] for k in ("train1", "train2")}

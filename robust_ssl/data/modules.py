@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from robust_ssl.data.augment import CropFlip, to_unit_float
@@ -23,7 +23,8 @@ from robust_ssl.errors import DataError
 
 
 class TensorBatches(Dataset):
-    """Indexed by a list of indices: returns the whole batch in one tensor operation."""
+    """Indexed by a list of indices: returns the whole batch in one tensor operation, on the
+    device the tensors live on."""
 
     def __init__(self, *tensors: torch.Tensor):
         self.tensors = tensors
@@ -32,32 +33,38 @@ class TensorBatches(Dataset):
         return len(self.tensors[0])
 
     def __getitem__(self, indices: list[int]) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        index = torch.as_tensor(indices)
-        batch = tuple(tensor[index] for tensor in self.tensors)
+        batch = tuple(tensor[torch.as_tensor(indices, device=tensor.device)]
+                      for tensor in self.tensors)
         return batch[0] if len(batch) == 1 else batch
 
 
-class EpochBatches(DistributedSampler):
-    """Batches of indices from a permutation drawn from a generator seeded by (seed, epoch).
+class ShardedBatches(DistributedSampler):
+    """Batches of indices for one of `world_size` processes, sharded here, not by Lightning.
 
-    Lightning calls `set_epoch` before every epoch. Under several processes every rank draws
-    the same permutation and takes its own slice of each global batch of `world_size ×
-    batch_size` indices, so across ranks an image is used once per epoch (without `drop_last`
-    the permutation is first padded to a multiple of `world_size` with its own first indices,
-    as DistributedSampler does). It subclasses DistributedSampler only so that Lightning uses
-    it as it is instead of wrapping it in a sampler of its own.
+    Training (`shuffle`): each epoch's order is a permutation drawn from a generator seeded by
+    (seed, epoch), the same on every rank; each rank takes its own slice of each global batch of
+    `world_size × batch_size` indices, so across ranks an image is used once per epoch. Ranks
+    must take the same number of steps, so without `drop_last` the permutation is padded to a
+    multiple of `world_size` with its own first indices (as DistributedSampler does: fewer than
+    `world_size` repeats an epoch, and only when the size does not divide).
+    Evaluation (no `shuffle`): the images in order, sliced the same way and never padded, so no
+    image is counted twice; a rank may get one batch fewer.
+    Lightning calls `set_epoch` before every epoch. The class subclasses DistributedSampler
+    only so that Lightning uses it as it is instead of wrapping it in a sampler of its own.
     """
 
-    def __init__(self, size: int, batch_size: int, drop_last: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(self, size: int, batch_size: int, shuffle: bool, drop_last: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
         # no super().__init__(): it would ask for an initialised process group
-        self.size, self.batch_size, self.drop_last = size, batch_size, drop_last
+        self.size, self.batch_size, self.shuffle, self.drop_last = size, batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.size)
         state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(2)
         generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
         return torch.randperm(self.size, generator=generator)
@@ -66,35 +73,41 @@ class EpochBatches(DistributedSampler):
         order, step = self.order(), self.world_size * self.batch_size
         if self.drop_last:
             order = order[: len(order) // step * step]
-        elif len(order) % self.world_size:
+        elif self.shuffle and len(order) % self.world_size:
             order = torch.cat([order, order[: self.world_size - len(order) % self.world_size]])
         return list(order.split(step))
 
     def __iter__(self):
         for batch in self._global_batches():
-            yield batch[self.rank::self.world_size].tolist()
+            if len(batch) > self.rank:
+                yield batch[self.rank::self.world_size].tolist()
 
     def __len__(self) -> int:
-        step = self.world_size * self.batch_size
-        if self.drop_last:
-            return self.size // step
-        return -(-self.size // step)
+        return sum(1 for batch in self._global_batches() if len(batch) > self.rank)
 
 
 def batch_loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool, drop_last: bool = False,
                  seed: int = 0, trainer: pl.Trainer | None = None) -> DataLoader:
-    """Whole batches per index operation; shuffled loaders order each epoch by (seed, epoch)
-    and shard across the trainer's processes."""
-    dataset = TensorBatches(*tensors)
-    if shuffle:
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        sampler = EpochBatches(len(dataset), batch_size, drop_last, seed, rank, world)
-    else:
-        sampler = BatchSampler(SequentialSampler(dataset), batch_size, drop_last)
+    """Whole batches per index operation, sharded across the trainer's processes (see
+    ShardedBatches); tensors already on a GPU stay there."""
+    rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+    sampler = ShardedBatches(len(tensors[0]), batch_size, shuffle, drop_last, seed, rank, world)
+    on_cpu = all(tensor.device.type == "cpu" for tensor in tensors)
     # a generator of its own: creating an iterator would otherwise draw a worker seed from the
     # global generator, which augmentation draws from, and shift a resumed run's augmentations
-    return DataLoader(dataset, sampler=sampler, batch_size=None,
-                      pin_memory=torch.cuda.is_available(), generator=torch.Generator())
+    return DataLoader(TensorBatches(*tensors), sampler=sampler, batch_size=None,
+                      pin_memory=on_cpu and torch.cuda.is_available(),
+                      generator=torch.Generator())
+
+
+def training_device(trainer: pl.Trainer | None) -> torch.device:
+    """Where the splits live: the trainer's device (this rank's GPU under DDP), so batches are
+    cut where they are used; CIFAR-10 train is 150 MB of uint8."""
+    return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+
+def on_device(split: Split, device: torch.device) -> Split:
+    return Split(split.images.to(device), split.labels.to(device), split.classes)
 
 
 class UnlabeledDataModule(pl.LightningDataModule):
@@ -130,7 +143,7 @@ class UnlabeledDataModule(pl.LightningDataModule):
                 f"{len(keep)} pretraining images (fraction {hp.fraction} of '{hp.dataset}') are "
                 f"fewer than one batch of {hp.batch_size}{f' × {world} processes' if world > 1 else ''}"
                 ": no training step could run; lower data.batch_size or use more images")
-        self.images = train.images[keep]
+        self.images = train.images[keep].to(training_device(self.trainer))
 
     def train_dataloader(self) -> DataLoader:
         return batch_loader(self.images, batch_size=self.hparams.batch_size, shuffle=True,
@@ -180,12 +193,15 @@ class LabeledDataModule(pl.LightningDataModule):
         train_idx, val_idx = stratified_split(full.labels, hp.fraction, hp.val_fraction, hp.seed)
         train_idx = train_idx[stratified_limit(full.labels[train_idx], hp.train_limit, hp.seed)]
         val_idx = val_idx[stratified_limit(full.labels[val_idx], hp.val_limit, hp.seed)]
-        self.train = Split(full.images[train_idx], full.labels[train_idx], full.classes)
-        self.val = Split(full.images[val_idx], full.labels[val_idx], full.classes)
+        device = training_device(self.trainer)
+        self.train = on_device(Split(full.images[train_idx], full.labels[train_idx],
+                                     full.classes), device)
+        self.val = on_device(Split(full.images[val_idx], full.labels[val_idx], full.classes),
+                             device)
         test = load_split(hp.dataset, "test", hp.data_dir, resize=hp.resize)
         keep, _ = stratified_split(test.labels, hp.test_fraction, seed=hp.seed)
         keep = keep[stratified_limit(test.labels[keep], hp.test_limit, hp.seed)]
-        self.test = Split(test.images[keep], test.labels[keep], test.classes)
+        self.test = on_device(Split(test.images[keep], test.labels[keep], test.classes), device)
 
     def use_train_features(self, features: torch.Tensor) -> None:
         """Train on precomputed features in place of images (a linear probe on a frozen
@@ -209,11 +225,13 @@ class LabeledDataModule(pl.LightningDataModule):
         if len(self.val) == 0:  # val_fraction=0: no validation loop
             return []
         return batch_loader(self.val.images, self.val.labels,
-                            batch_size=self.hparams.eval_batch_size, shuffle=False)
+                            batch_size=self.hparams.eval_batch_size, shuffle=False,
+                            trainer=self.trainer)
 
     def test_dataloader(self) -> DataLoader:
         return batch_loader(self.test.images, self.test.labels,
-                            batch_size=self.hparams.eval_batch_size, shuffle=False)
+                            batch_size=self.hparams.eval_batch_size, shuffle=False,
+                            trainer=self.trainer)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
