@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# PY=python3 on the command line runs the tables in an environment that already has the
+# packages (a GPU machine's image) instead of building .venv/
+INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
@@ -64,7 +67,7 @@ STAGE_ARGS = --profile $(PROFILE) --data-dir '$(DATA_DIR)' $(if $(filter 1,$(RES
 
 # Runs before any training (order-only, so it never forces a rebuild): loads and caches the
 # data, downloading what is missing when DOWNLOAD=1, and stops at once when it cannot.
-check-data: | $(VENV)/.installed
+check-data: | $(INSTALLED)
 	@echo "profile: $(PROFILE) ($(if $(GPU),a CUDA GPU is visible,no CUDA GPU visible)); choose with PROFILE=paper|quick|smoke"
 	$(RUN) check-data --data-dir '$(DATA_DIR)' --labeled cifar10 --pretrain '$(PRETRAIN_DATA)' \
 	    $(if $(filter 1,$(DOWNLOAD)),--download) $(if $(filter 1,$(RESIZE)),--resize)

@@ -21,7 +21,7 @@ encoder = $(OUT)/$(1)-$(PRETRAIN_NAME)/encoder.pt
 pretrain_cmd = $(RUN) pretrain $(STAGE_ARGS) --group $(2)-$(PROFILE) --task $(1) \
     --run-dir '$(OUT)/$(1)-$(PRETRAIN_NAME)' --set 'data.dataset=$(PRETRAIN_DATA)'
 define pretraining
-$(call encoder,$(1)): FORCE | $(VENV)/.installed check-data
+$(call encoder,$(1)): FORCE | $(INSTALLED) check-data
 	$(call pretrain_cmd,$(1),$(2))
 endef
 
@@ -30,7 +30,7 @@ endef
 # W&B groups the runs as <table>-<profile>
 train_cmd = $(RUN) $(2) $(STAGE_ARGS) --group $(5)-$(PROFILE) --run-dir '$(OUT)/$(1)' $(3)
 define cell
-$(OUT)/$(1).json: $(4) FORCE | $(VENV)/.installed check-data
+$(OUT)/$(1).json: $(4) FORCE | $(INSTALLED) check-data
 	$(call train_cmd,$(1),$(2),$(3),$(4),$(5)) --evaluate-output '$(OUT)/$(1).json' \
 	    $(addprefix --evaluate-set ,$(DATA_SETS))
 endef
@@ -58,8 +58,8 @@ TABLE1_RESULTS := $(foreach f,1 10 30 100,$(foreach t,clean adv,$(OUT)/$(call pr
 $(foreach task,rotation jigsaw multitask,$(eval $(call probe,$(task),30,adv,table2)))
 TABLE2_RESULTS := $(foreach task,rotation jigsaw simclr multitask,$(OUT)/$(call probe_name,$(task),30,adv).json)
 
-table1: $(TABLE1_RESULTS) | $(VENV)/.installed
+table1: $(TABLE1_RESULTS) | $(INSTALLED)
 	$(PY) -m robust_ssl.report table1 --results '$(OUT)' --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)
 
-table2: $(TABLE2_RESULTS) | $(VENV)/.installed
+table2: $(TABLE2_RESULTS) | $(INSTALLED)
 	$(PY) -m robust_ssl.report table2 --results '$(OUT)' --pretrain $(PRETRAIN_NAME) --profile $(PROFILE)

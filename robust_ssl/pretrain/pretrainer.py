@@ -61,11 +61,11 @@ class Pretrainer(pl.LightningModule):
             self.encoder.compile()
 
     def on_fit_start(self) -> None:
-        if self.hparams.channels_last and self.device.type == "cuda":
+        if self.hparams.channels_last:  # faster on GPUs and, measured, on CPUs too
             self.to(memory_format=torch.channels_last)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last and images.is_cuda:
+        if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.encoder(images)
 

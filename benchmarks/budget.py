@@ -1,0 +1,234 @@
+"""Time budget of a profile: throughput of every kind of step it uses, and the projected minutes
+of each Table 1 cell and of the whole table.
+
+Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 3]
+       [--autoattack N] [--json FILE]
+
+Each kind is timed over `--steps` steps after one warm-up step, with the profile's own stem,
+batch sizes and precision (bf16 autocast where the profile asks for it and the device is a GPU;
+channels_last weights, as the Pretrainer uses them). Beside each training kind stands its bare model step: the same network
+and optimiser on ready-made float inputs, no augmentation, no attack, channels_last, so the
+ratio says what the data pipeline and the attack cost. The projection multiplies the measured
+rates by the profile's epochs and CIFAR's sizes (50,000 pretraining images, 45,000 labeled
+after the 10% validation split, 10,000 test images); process start-up and data loading are
+not in it. AutoAttack is timed on N images only when asked (minutes per image on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from robust_ssl.attacks import autoattack, fgsm, pgd, random_sign_noise
+from robust_ssl.data.augment import CropFlip
+from robust_ssl.finetune import FineTuner
+from robust_ssl.knn import encode
+from robust_ssl.pretrain import SimCLR
+from robust_ssl.run import base_config
+
+PRETRAIN_IMAGES, LABELED_POOL, VALIDATION, TEST = 50_000, 45_000, 5_000, 10_000
+FRACTIONS = {"1%": 0.01, "10%": 0.1, "30%": 0.3, "100%": 1.0}
+EPS = 8 / 255
+
+
+def settings(profile: str) -> dict:
+    """What the projection needs from the profile's YAMLs."""
+    def init(stage, section):
+        return base_config(profile, stage)[section].get("init_args", {})
+
+    def trainer(stage):
+        return base_config(profile, stage)["trainer"]
+
+    evaluate = init("evaluate", "model")
+    return {
+        "bf16": trainer("pretrain").get("precision") == "bf16-mixed",
+        "simclr": dict(stem=init("pretrain", "model").get("stem", "cifar"),
+                       batch=init("pretrain", "data").get("batch_size", 256),
+                       fraction=init("pretrain", "data").get("fraction", 1.0),
+                       epochs=trainer("pretrain")["max_epochs"]),
+        "finetune": dict(stem=init("finetune", "model").get("stem", "cifar"),
+                         batch=init("finetune", "data").get("batch_size", 128),
+                         epochs=trainer("finetune")["max_epochs"],
+                         val_every=trainer("finetune").get("check_val_every_n_epoch", 1),
+                         val_batches=trainer("finetune").get("limit_val_batches"),
+                         eval_batch=init("finetune", "data").get("eval_batch_size", 512)),
+        "supervised": dict(epochs=trainer("supervised")["max_epochs"],
+                           val_every=trainer("supervised").get("check_val_every_n_epoch", 1),
+                           val_batches=trainer("supervised").get("limit_val_batches")),
+        "evaluate": dict(test=round(TEST * init("evaluate", "data").get("test_fraction", 1.0)),
+                         pgd_steps=evaluate.get("pgd_steps", 20),
+                         large_steps=evaluate.get("large_eps_steps", 10),
+                         autoattack=evaluate.get("autoattack_examples", 0),
+                         batch=init("evaluate", "data").get("eval_batch_size", 512)),
+    }
+
+
+class Timer:
+    def __init__(self, device: str, steps: int, bf16: bool):
+        self.device, self.steps, self.bf16 = device, steps, bf16 and device == "cuda"
+
+    def seconds_per_step(self, step) -> float:
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
+            step()  # warm-up
+            self.sync()
+            start = time.perf_counter()
+            for _ in range(self.steps):
+                step()
+            self.sync()
+        return (time.perf_counter() - start) / self.steps
+
+    def sync(self) -> None:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+
+def prepared(module: torch.nn.Module, device: str) -> torch.nn.Module:
+    return module.to(device).to(memory_format=torch.channels_last)
+
+
+def train_step(loss_fn, parameters):
+    optimizer = torch.optim.SGD(parameters, lr=0.01, momentum=0.9,
+                                foreach=True)
+
+    def step():
+        loss = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> dict:
+    """Items per second of each kind (views for SimCLR, images otherwise)."""
+    rates = {}
+    s = config["simclr"]
+    simclr = prepared(SimCLR(stem=s["stem"]), device)
+    uint8 = torch.randint(0, 256, (s["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
+    views = torch.rand(2 * s["batch"], 3, 32, 32, device=device)
+    views = views.contiguous(memory_format=torch.channels_last)
+    task = simclr.tasks[0]
+    rates["simclr"] = 2 * s["batch"] / timer.seconds_per_step(
+        train_step(lambda: simclr.loss(uint8), simclr.parameters()))
+    rates["simclr, bare"] = 2 * s["batch"] / timer.seconds_per_step(train_step(
+        lambda: task.projection(simclr.encoder(views)).float().pow(2).mean(),
+        simclr.parameters()))
+
+    f = config["finetune"]
+    images = torch.randint(0, 256, (f["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
+    ready = images.float().div(255).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (f["batch"],), device=device)
+    crop_flip = CropFlip().to(device)
+    for name, freeze, adversarial in (("supervised, clean", "full", False),
+                                      ("supervised, FGSM", "full", True),
+                                      ("probe, FGSM", "linear", True)):
+        model = prepared(FineTuner(stem=f["stem"], num_classes=10, freeze=freeze,
+                                   adversarial=adversarial), device)
+        model.log = lambda *args, **kwargs: None
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        augment = name.startswith("supervised")  # the probes train without augmentation
+        rates[name] = f["batch"] / timer.seconds_per_step(train_step(
+            lambda: model.training_step(
+                ((crop_flip(images) if augment else images.float().div(255)), labels), 0),
+            trainable))
+        rates[f"{name}, bare"] = f["batch"] / timer.seconds_per_step(train_step(
+            lambda: F.cross_entropy(model(ready), labels), trainable))
+
+    e = config["evaluate"]
+    classifier = prepared(FineTuner(stem=f["stem"], num_classes=10, freeze="full"), device).eval()
+    x = torch.rand(e["batch"], 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (e["batch"],), device=device)
+    timer_fp32 = Timer(device, timer.steps, bf16=False)  # attacks that define numbers: fp32
+    rates["encode (cached probe)"] = e["batch"] / timer.seconds_per_step(
+        lambda: encode(classifier.encoder, x, batch_size=e["batch"], normalize=False))
+
+    def evaluation_batch():
+        for adversarial in (x, fgsm(classifier, x, y, EPS),
+                            pgd(classifier, x, y, EPS, 2 / 255, e["pgd_steps"]),
+                            random_sign_noise(x, EPS),
+                            pgd(classifier, x, y, 8 * EPS, 2.5 * 8 * EPS / e["large_steps"],
+                                e["large_steps"])):
+            with torch.no_grad():
+                classifier(adversarial)
+    rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"] = (
+        e["batch"] / timer_fp32.seconds_per_step(evaluation_batch))
+
+    def validation_batch():
+        adversarial = fgsm(classifier, x, y, EPS)
+        with torch.no_grad():
+            classifier(x), classifier(adversarial)
+    rates["validation (clean, FGSM)"] = e["batch"] / timer_fp32.seconds_per_step(validation_batch)
+    if autoattack_images:
+        few = x[:autoattack_images], y[:autoattack_images]
+        once = Timer(device, 1, bf16=False)
+        rates["autoattack"] = autoattack_images / once.seconds_per_step(
+            lambda: autoattack(classifier, *few, EPS))
+    return rates
+
+
+def project(config: dict, rates: dict) -> dict[str, float]:
+    """Minutes of each Table 1 cell (training + validation + evaluation) and of the table."""
+    f, sup, e = config["finetune"], config["supervised"], config["evaluate"]
+
+    def validation(epochs, every, batches):
+        images = VALIDATION if batches is None else min(VALIDATION, batches * f["eval_batch"])
+        return epochs // every * images / rates["validation (clean, FGSM)"]
+
+    evaluation = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
+    if e["autoattack"]:
+        evaluation += e["autoattack"] / rates.get("autoattack", float("nan"))
+    s = config["simclr"]
+    steps = int(PRETRAIN_IMAGES * s["fraction"]) // s["batch"]
+    seconds = {"pretraining": s["epochs"] * steps * 2 * s["batch"] / rates["simclr"]}
+    probe_val = validation(f["epochs"], f["val_every"], f["val_batches"])
+    for label, fraction in {**FRACTIONS, "random encoder 100%": 1.0}.items():
+        images = round(LABELED_POOL * fraction)
+        seconds[f"{label}, clean"] = (images / rates["encode (cached probe)"] + probe_val
+                                      + evaluation)
+        seconds[f"{label}, FGSM"] = (f["epochs"] * images / rates["probe, FGSM"] + probe_val
+                                     + evaluation)
+    sup_val = validation(sup["epochs"], sup["val_every"], sup["val_batches"])
+    for label, kind in (("supervised, clean", "supervised, clean"),
+                        ("supervised, FGSM", "supervised, FGSM")):
+        seconds[label] = sup["epochs"] * LABELED_POOL / rates[kind] + sup_val + evaluation
+    minutes = {cell: value / 60 for cell, value in seconds.items()}
+    minutes["Table 1"] = sum(minutes.values())
+    return minutes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=["paper", "quick"], required=True)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--autoattack", type=int, default=0, metavar="N",
+                        help="time AutoAttack on N images (needed for the paper projection)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    config = settings(args.profile)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print(f"profile={args.profile} device={args.device} ({name}) steps={args.steps} "
+          f"bf16={config['bf16'] and args.device == 'cuda'} threads={torch.get_num_threads()}")
+    rates = measure(config, Timer(args.device, args.steps, config["bf16"]), args.device,
+                    args.autoattack)
+    for kind, rate in rates.items():
+        bare = rates.get(f"{kind}, bare")
+        ratio = f"  ({rate / bare:.0%} of its bare model step)" if bare else ""
+        if not kind.endswith(", bare"):
+            print(f"{kind:46s} {rate:10,.0f} /s{ratio}")
+    minutes = project(config, rates)
+    print("projected minutes (training + validation + evaluation; start-up and loading not "
+          "included):")
+    for cell, value in minutes.items():
+        print(f"  {cell:28s} {value:8.1f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"profile": args.profile, "device": name, "rates_per_s": rates,
+                       "projected_minutes": minutes}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The prepared GPU check: one command that needs only DATA_DIR (a folder holding cifar10/).
+#   DATA_DIR=/path benchmarks/gpu_check.sh RESULTS_DIR MINUTES
+# 1. the tests marked gpu (device-resident data, bf16 NT-Xent against fp32, ...);
+# 2. the budget benchmark of the paper profile on the GPU (JSON in RESULTS_DIR);
+# 3. `make table1 PROFILE=paper WANDB=off` (CIFAR-10 train as the unlabeled pretraining set),
+#    cell after cell, until MINUTES have passed; finished cells leave their JSONs.
+# Everything, the log included, lands in RESULTS_DIR. It runs with the python3 on PATH (PY=...
+# to choose another), which must import torch, pytorch_lightning, torchmetrics, kornia,
+# jsonargparse and pyautoattack; W&B is not needed.
+set -uo pipefail
+results=${1:?usage: DATA_DIR=... $0 RESULTS_DIR MINUTES}
+minutes=${2:?usage: DATA_DIR=... $0 RESULTS_DIR MINUTES}
+data=${DATA_DIR:?set DATA_DIR to the folder that holds cifar10/}
+py=${PY:-python3}
+cd "$(dirname "$0")/.."
+mkdir -p "$results"
+results=$(cd "$results" && pwd)
+exec > >(tee -a "$results/gpu_check.log") 2>&1
+export PYTHONUNBUFFERED=1 WANDB=off
+start=$(date +%s)
+nvidia-smi -L || echo "no nvidia-smi"
+"$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+
+echo "== 1. tests marked gpu"
+"$py" -m pytest -q -m gpu -p no:cacheprovider tests/ || echo "gpu tests FAILED"
+
+echo "== 2. budget benchmark, paper profile"
+"$py" benchmarks/budget.py --profile paper --device cuda --steps 10 --autoattack 16 \
+    --json "$results/budget-paper.json" || echo "budget benchmark FAILED"
+
+left=$(( minutes * 60 - ($(date +%s) - start) ))
+echo "== 3. make table1 PROFILE=paper for the remaining ${left}s"
+if (( left > 60 )); then
+    timeout --signal=INT "$left" make --no-print-directory table1 PROFILE=paper WANDB=off \
+        DOWNLOAD=0 PRETRAIN_DATA=cifar10 DATA_DIR="$data" RESULTS="$results" PY="$py"
+    echo "make exited with $?"
+fi
+echo "finished cells:"; ls "$results"/paper/*.json 2>/dev/null || echo "  none"
+echo "gpu_check: $(( $(date +%s) - start ))s"
