@@ -19,6 +19,7 @@ from robust_ssl.errors import RobustSSLError
 from robust_ssl.knn import encode
 from robust_ssl.models.backbone import ResNet18Encoder, Stem
 from robust_ssl.models.export import load_encoder
+from robust_ssl.pretrain.optim import kernel_options
 
 Freeze = Literal["linear", "partial", "full"]
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -185,9 +186,10 @@ class FineTuner(pl.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, nesterov=True,
-                                  weight_decay=hp.weight_decay)
+                                  weight_decay=hp.weight_decay, **kernel_options(self))
         else:
-            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay,
+                                    **kernel_options(self))
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
