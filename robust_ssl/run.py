@@ -175,8 +175,6 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
     print(f"$ robust-ssl {' '.join(cli_args)}", flush=True)
     start = time.perf_counter()
     cli = run_cli(cli_args)
-    if cli.trainer.interrupted:
-        raise RobustSSLError(f"{run_dir.name} was interrupted; rerun to resume it")
     minutes = (time.perf_counter() - start) / 60
     if args.stage in ("finetune", "supervised"):
         # the finished classifier: its existence marks the cell's training as complete
