@@ -26,6 +26,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from robust_ssl.attacks import autoattack, check_epsilon, fgsm, pgd, random_sign_noise
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune import FineTuner
+from robust_ssl.rundir import write_atomically
 
 ATTACKS = ("fgsm", "pgd", "noise")
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "kornia", "pyautoattack",
@@ -195,9 +196,7 @@ class AdversarialEvaluator(pl.LightningModule):
         }
         path = Path(self.hparams.output)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        partial.replace(path)
+        write_atomically(path, json.dumps(result, indent=2, default=str) + "\n")
 
 
 def load_classifier(checkpoint: str) -> FineTuner:
