@@ -1,23 +1,25 @@
 """Time budget of a profile: throughput of every kind of step it uses, and the projected minutes
 of each Table 1 cell and of the whole table.
 
-Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 3]
+Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 5]
        [--autoattack N] [--json FILE]
 
-Each kind is timed over `--steps` steps after one warm-up step, with the profile's own stem,
-batch sizes and precision (bf16 autocast where the profile asks for it and the device is a GPU;
-channels_last weights, as the Pretrainer uses them). Beside each training kind stands its bare model step: the same network
-and optimiser on ready-made float inputs, no augmentation, no attack, channels_last, so the
-ratio says what the data pipeline and the attack cost. The projection multiplies the measured
-rates by the profile's epochs and CIFAR's sizes (50,000 pretraining images, 45,000 labeled
-after the 10% validation split, 10,000 test images); process start-up and data loading are
-not in it. AutoAttack is timed on N images only when asked (minutes per image on a CPU).
+Each kind is timed over `--steps` steps after one warm-up step (the median step counts), with
+the profile's own stem, batch sizes and precision (bf16 autocast where the profile asks for it
+and the device is a GPU; channels_last weights, as the Pretrainer uses them). Beside each
+training kind stands its bare model step: the same network and optimiser on ready-made float
+inputs, no augmentation, no attack, channels_last, so the ratio says what the data pipeline and
+the attack cost. The projection multiplies the measured rates by the profile's epochs and
+CIFAR's sizes (50,000 pretraining images, 45,000 labeled after the 10% validation split, 10,000
+test images); process start-up and data loading are not in it. AutoAttack is timed on N images
+only when asked (minutes per image on a CPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -72,14 +74,18 @@ class Timer:
         self.device, self.steps, self.bf16 = device, steps, bf16 and device == "cuda"
 
     def seconds_per_step(self, step) -> float:
+        """Median over the timed steps: this shared 2-core machine swings by +-15% from one
+        step to the next, and a median keeps one slow step out of the ratios."""
         with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
             step()  # warm-up
             self.sync()
-            start = time.perf_counter()
+            times = []
             for _ in range(self.steps):
+                start = time.perf_counter()
                 step()
-            self.sync()
-        return (time.perf_counter() - start) / self.steps
+                self.sync()
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
 
     def sync(self) -> None:
         if self.device == "cuda":
@@ -203,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=["paper", "quick"], required=True)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--autoattack", type=int, default=0, metavar="N",
                         help="time AutoAttack on N images (needed for the paper projection)")
     parser.add_argument("--json", help="also write the figures to this file")

@@ -122,7 +122,7 @@ def test_ranks_take_disjoint_slices_of_one_permutation(world_size):
     per_rank = [list(ShardedBatches(size, batch, shuffle=True, seed=5, rank=r,
                                   world_size=world_size)) for r in range(world_size)]
     assert len({len(batches) for batches in per_rank}) == 1  # same number of steps everywhere
-    used = [i for batches in per_rank for b in batches for i in b]
+    used = [i for batches in per_rank for b in batches for i in b.tolist()]
     assert sorted(used) == list(range(size))  # 60 divides by 1, 2 and 3: each image once
 
 
@@ -130,7 +130,7 @@ def test_ranks_take_disjoint_slices_of_one_permutation(world_size):
 def test_evaluation_shards_are_never_padded(size):
     per_rank = [list(ShardedBatches(size, 8, shuffle=False, rank=r, world_size=3))
                 for r in range(3)]
-    used = sorted(i for batches in per_rank for b in batches for i in b)
+    used = sorted(i for batches in per_rank for b in batches for i in b.tolist())
     assert used == list(range(size))  # every image once, none twice, whatever the size
     for rank, batches in enumerate(per_rank):
         assert len(batches) == len(ShardedBatches(size, 8, False, rank=rank, world_size=3))

@@ -23,18 +23,22 @@ from robust_ssl.errors import DataError
 
 
 class TensorBatches(Dataset):
-    """Indexed by a list of indices: returns the whole batch in one tensor operation, on the
+    """Indexed by a tensor of indices: returns the whole batch in one tensor operation, on the
     device the tensors live on."""
 
     def __init__(self, *tensors: torch.Tensor):
         self.tensors = tensors
+        self.device = tensors[0].device
 
     def __len__(self) -> int:
         return len(self.tensors[0])
 
-    def __getitem__(self, indices: list[int]) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        batch = tuple(tensor[torch.as_tensor(indices, device=tensor.device)]
-                      for tensor in self.tensors)
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if self.device.type == "cuda":
+            # pinned and non-blocking: a pageable copy would make the host wait for every
+            # queued GPU kernel before each step
+            indices = indices.pin_memory().to(self.device, non_blocking=True)
+        batch = tuple(tensor[indices] for tensor in self.tensors)
         return batch[0] if len(batch) == 1 else batch
 
 
@@ -80,7 +84,7 @@ class ShardedBatches(DistributedSampler):
     def __iter__(self):
         for batch in self._global_batches():
             if len(batch) > self.rank:
-                yield batch[self.rank::self.world_size].tolist()
+                yield batch[self.rank::self.world_size]
 
     def __len__(self) -> int:
         return sum(1 for batch in self._global_batches() if len(batch) > self.rank)
