@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from robust_ssl.attacks import check_epsilon, fgsm
+from robust_ssl.attacks import check_epsilon, fgsm, pgd
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.knn import encode
 from robust_ssl.models.backbone import ResNet18Encoder, Stem
@@ -38,6 +38,11 @@ class FineTuner(pl.LightningModule):
     (1 − `adv_weight`)·CE(clean) + `adv_weight`·CE(adversarial): 0.5 is Goodfellow et al.
     2015's mix, 1.0 trains on adversarial examples only. `random_start` switches to FGSM-RS
     (Wong et al. 2020), which avoids catastrophic overfitting of plain FGSM training.
+
+    Validation logs clean and FGSM accuracy, and PGD-10 accuracy on the first
+    `val_pgd_examples` validation images: catastrophic overfitting shows as PGD accuracy
+    collapsing while FGSM accuracy holds or rises. Each validation's numbers are kept in the
+    checkpoint (`validation_history`), where the evaluator looks for that collapse.
 
     standardize_features: the prediction layer reads features through a BatchNorm without
     affine parameters (the linear probe of MAE, He et al. 2022). Frozen encoders of different
@@ -69,6 +74,7 @@ class FineTuner(pl.LightningModule):
         momentum: float = 0.9,
         cache_features: bool = True,
         standardize_features: bool = True,
+        val_pgd_examples: int = 256,
     ):
         super().__init__()
         if freeze not in ("linear", "partial", "full"):
@@ -88,6 +94,7 @@ class FineTuner(pl.LightningModule):
         self.classifier: torch.nn.Linear | None = None
         if num_classes is not None:
             self._build_head(num_classes)
+        self.validation_history: list[dict[str, float]] = []
         self.frozen = self._frozen_modules()
         for module in self.frozen:
             module.requires_grad_(False)
@@ -145,6 +152,7 @@ class FineTuner(pl.LightningModule):
         # one shared-memory tensor that every rank adds to
         self.val_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
         self.val_fgsm_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
+        self.val_pgd_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
         if stage == "fit" and self.caches_features and datamodule is not None:
             datamodule.setup("fit")
             device = self.trainer.strategy.root_device
@@ -169,16 +177,38 @@ class FineTuner(pl.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        """Clean and FGSM accuracy: a falling FGSM accuracy flags catastrophic overfitting."""
+        """Clean and FGSM accuracy on every image, PGD-10 on the first few (see the class)."""
         images, labels = batch
+        eps, few = self.hparams.eps, self.hparams.val_pgd_examples
         with torch.inference_mode(False):
             images, labels = images.clone(), labels.clone()
-            adversarial = fgsm(self, images, labels, self.hparams.eps)
+            adversarial = fgsm(self, images, labels, eps)
+            strong = None
+            if batch_idx == 0 and few > 0:
+                strong = pgd(self, images[:few], labels[:few], eps, eps / 4, steps=10)
         with torch.no_grad():
             self.val_acc(self(images), labels)
             self.val_fgsm_acc(self(adversarial), labels)
+            if strong is not None:
+                self.val_pgd_acc(self(strong), labels[:few])
         self.log("val/acc", self.val_acc, prog_bar=True)
         self.log("val/fgsm_acc", self.val_fgsm_acc, prog_bar=True)
+        if strong is not None:
+            self.log("val/pgd_acc", self.val_pgd_acc, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        metrics = self.trainer.callback_metrics
+        self.validation_history.append({"epoch": self.current_epoch} | {
+            name: float(metrics[f"val/{name}"]) for name in ("acc", "fgsm_acc", "pgd_acc")
+            if f"val/{name}" in metrics})
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["validation_history"] = list(self.validation_history)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.validation_history = list(checkpoint.get("validation_history", []))
 
     def configure_optimizers(self):
         """SGD (or AdamW) over the trainable parameters only, cosine-annealed to zero."""

@@ -72,3 +72,10 @@ def image_folder(tmp_path):
     data_dir = tmp_path / "data"
     written = write_image_folder(data_dir / "cifar10", {"train": 20, "test": 4})
     return data_dir, written
+
+
+@pytest.fixture(autouse=True)
+def no_run_seed_from_earlier_tests(monkeypatch):
+    """seed_everything records the run's seed in PL_GLOBAL_SEED, which orders training data
+    (data.modules.run_seed): each test starts without one, as a fresh process does."""
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)

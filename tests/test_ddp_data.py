@@ -116,5 +116,7 @@ def test_adversarial_evaluation_on_two_ranks_equals_one_process(tmp_path):
                                          large_eps=None)
         make_trainer().test(evaluator, LabeledDataModule(data_dir=data_dir, eval_batch_size=4))
         results[name] = json.loads((tmp_path / f"{name}.json").read_text())
-    assert results["two"]["examples"] == results["one"]["examples"] == {"test": 15}
+    expected = {"test": 15, "sweep_subset": 15}  # the ε sweep defaults to every image
+    assert results["two"]["examples"] == results["one"]["examples"] == expected
     assert results["two"]["metrics"] == results["one"]["metrics"]
+    assert results["two"]["subsets"] == results["one"]["subsets"]

@@ -6,8 +6,10 @@ import torch
 
 from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.evaluate import AdversarialEvaluator, eps_name, sanity_checks
+from robust_ssl.evaluate import (AdversarialEvaluator, eps_name, sanity_checks, subset_metrics,
+                                 worst_case)
 from robust_ssl.finetune import FineTuner
+from tests.conftest import save_image, write_image_folder
 
 
 def quiet_trainer(**kwargs):
@@ -26,53 +28,125 @@ def classifier_checkpoint(image_folder, tmp_path):
     return data_dir, path
 
 
-def test_evaluation_writes_the_results_json(classifier_checkpoint, tmp_path, monkeypatch):
-    """The AutoAttack wiring, with the attack replaced by the identity: real AutoAttack on a
-    barely trained ResNet-18 runs its slowest attacks on every point (it is tested for real on
-    a small model in test_attacks.py)."""
-    calls = []
-
-    def identity_attack(model, x, y, eps, seed=0):
-        calls.append((len(x), eps))
-        return x
-
-    monkeypatch.setattr("robust_ssl.evaluate.autoattack", identity_attack)
-    data_dir, checkpoint = classifier_checkpoint
-    output = tmp_path / "results/run.json"
-    evaluator = AdversarialEvaluator(str(checkpoint), str(output), pgd_steps=3,
-                                     autoattack_examples=4)
+def evaluate(checkpoint, data_dir, output, **options):
+    evaluator = AdversarialEvaluator(str(checkpoint), str(output), **options)
     quiet_trainer().test(evaluator, LabeledDataModule(data_dir=str(data_dir), eval_batch_size=5))
-    result = json.loads(output.read_text())
-    assert set(result) >= {"run", "seed", "metrics", "examples", "sanity", "config",
-                           "wall_time_s", "versions", "git_commit"}
-    expected = {"clean", "fgsm@8/255", "pgd@8/255", "noise@8/255", "pgd@64/255",
-                "clean@autoattack_subset", "autoattack@8/255"}
-    assert set(result["metrics"]) == expected
+    return json.loads(output.read_text())
+
+
+def test_evaluation_writes_the_results_json(classifier_checkpoint, tmp_path):
+    data_dir, checkpoint = classifier_checkpoint
+    result = evaluate(checkpoint, data_dir, tmp_path / "results/run.json", pgd_steps=3,
+                      sweep_epsilons=(2 / 255, 8 / 255), sweep_examples=6, attack_seed=4)
+    assert set(result) >= {"run", "seed", "eps", "metrics", "subsets", "examples", "sanity",
+                           "data_source", "config", "wall_time_s", "versions", "git_commit"}
+    assert set(result["metrics"]) == {"clean", "fgsm@8/255", "pgd@8/255", "noise@8/255",
+                                      "pgd@64/255", "worst@8/255", "fgsm@2/255", "pgd@2/255"}
     assert all(0 <= value <= 1 for value in result["metrics"].values())
-    assert result["examples"] == {"test": 12, "autoattack": 4}
-    assert calls == [(4, 8 / 255)]
-    assert result["metrics"]["autoattack@8/255"] == result["metrics"]["clean@autoattack_subset"]
-    assert result["run"] == "run" and result["wall_time_s"] > 0
+    assert result["examples"] == {"test": 12, "sweep_subset": 6}
+    sweep = result["subsets"]["sweep"]
+    assert {"fgsm@2/255", "pgd@2/255", "worst@2/255", "fgsm@8/255", "worst@8/255"} <= set(sweep)
+    # the sweep's ε = 2/255 ran on 6 images only: its metric is that subset's accuracy
+    assert result["metrics"]["pgd@2/255"] == sweep["pgd@2/255"]
+    assert result["run"] == "run" and result["seed"] == 4 and result["wall_time_s"] > 0
+    assert result["data_source"].startswith("'cifar10', image folder (PNG")
     assert result["config"]["classifier"]["freeze"] == "full"
-    assert result["config"]["data"]["dataset"] == "cifar10"
-    assert result["versions"]["torch"] == torch.__version__.split("+")[0] or \
-        result["versions"]["torch"] == torch.__version__
-    assert isinstance(result["sanity"]["passed"], bool)
-    assert isinstance(result["sanity"]["warnings"], list)
+    assert result["versions"]["torch"] in (torch.__version__, torch.__version__.split("+")[0])
+    # the sweep's subset numbers are never compared with the full set's clean accuracy
+    assert "above_clean" not in result["sanity"]["failed"]
+
+
+def test_worst_case_counts_an_image_only_if_every_attack_missed_it():
+    """Two attacks that each break a different half of the images: each alone leaves 50%, the
+    worst case 25%, not the smaller of the two accuracies; noise never counts; an attack that
+    ran on a subset only counts on that subset."""
+    every = torch.ones(4, dtype=torch.bool)
+    records = {"fgsm@8/255": (every, torch.tensor([1, 0, 1, 0]).bool()),
+               "pgd@8/255": (every, torch.tensor([1, 1, 0, 0]).bool()),
+               "noise@8/255": (every, torch.tensor([0, 0, 0, 0]).bool()),
+               "autoattack@8/255": (torch.tensor([1, 1, 0, 0]).bool(),
+                                    torch.tensor([0, 1, 0, 0]).bool())}
+    assert worst_case(records, 8 / 255, every) == 0.25
+    first_two = torch.tensor([1, 1, 0, 0]).bool()
+    assert worst_case(records, 8 / 255, first_two) == 0.0  # with AutoAttack: image 0 falls
+    assert subset_metrics(records, first_two)["worst@8/255"] == 0.0
+
+
+def sensitive_classifier(path) -> FineTuner:
+    """A 10-class ResNet-18 with random weights whose BatchNorm statistics are those of random
+    images: its predictions vary from image to image and break under small perturbations, so
+    AutoAttack's first attack finishes the job (a barely trained one predicts one class for
+    everything, resists, and keeps AutoAttack busy for minutes)."""
+    torch.manual_seed(0)
+    model = FineTuner(stem="imagenet", freeze="full", num_classes=10)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # a plain average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(64, 3, 32, 32))
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    return model.eval()
+
+
+@pytest.mark.slow
+def test_autoattack_runs_for_real_inside_the_evaluator(tmp_path):
+    """Standard AutoAttack through pyautoattack on a small 10-class model and a few images,
+    inside the evaluator as the table runs it (no stand-in). The test images are labeled with
+    the model's own predictions, so every one is right before the attack; AutoAttack's accuracy,
+    on its own subset, must not exceed PGD's there, and the worst case there includes it."""
+    checkpoint = tmp_path / "classifier.ckpt"
+    model = sensitive_classifier(checkpoint)
+    data = tmp_path / "data" / "cifar10"
+    classes = [f"class{i}" for i in range(10)]
+    write_image_folder(data, {"train": 2}, classes=tuple(classes))
+    images = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        predicted = model(images.float() / 255).argmax(1)
+    for name in classes:
+        (data / "test" / name).mkdir(parents=True)
+    for i, (image, label) in enumerate(zip(images, predicted)):
+        save_image(image, data / "test" / classes[label] / f"{i}.png")
+    result = evaluate(checkpoint, tmp_path / "data", tmp_path / "aa.json", pgd_steps=5,
+                      sweep_epsilons=(), autoattack_examples=6)
+    on_subset = result["subsets"]["autoattack"]
+    assert result["examples"]["autoattack_subset"] == 6 and on_subset["clean"] == 1.0
+    assert result["metrics"]["autoattack@8/255"] == on_subset["autoattack@8/255"]
+    assert on_subset["autoattack@8/255"] <= on_subset["pgd@8/255"]
+    assert on_subset["worst@8/255"] <= on_subset["autoattack@8/255"]
+    assert "autoattack_above_pgd" not in result["sanity"]["failed"]
 
 
 def test_sanity_checks_flag_suspicious_numbers():
-    eps = (8 / 255,)
-    good = {"clean": 0.8, "fgsm@8/255": 0.4, "pgd@8/255": 0.3, "noise@8/255": 0.78,
+    good = {"clean": 0.8, "fgsm@8/255": 0.4, "pgd@8/255": 0.35, "noise@8/255": 0.78,
             "pgd@64/255": 0.0}
-    assert sanity_checks(good, eps, 64 / 255) == {"passed": True, "warnings": []}
-    bad = {"clean": 0.5, "fgsm@8/255": 0.3, "pgd@8/255": 0.6, "noise@8/255": 0.2,
-           "pgd@64/255": 0.4}
-    found = sanity_checks(bad, eps, 64 / 255)
-    assert not found["passed"]
-    text = " | ".join(found["warnings"])
-    assert "above clean" in text and "above FGSM" in text
-    assert "random noise" in text and "not near zero" in text
+    assert sanity_checks(good, {}, 8 / 255, 64 / 255) == {"passed": True, "failed": [],
+                                                            "warnings": []}
+    cases = {  # one bad number each, and the check it must trip
+        "above_clean": {"fgsm@8/255": 0.9, "pgd@8/255": 0.85, "noise@8/255": 0.95},
+        "pgd_above_fgsm": {"pgd@8/255": 0.45},
+        "fgsm_far_above_pgd": {"fgsm@8/255": 0.14, "pgd@8/255": 0.04, "noise@8/255": 0.8},
+        "noise_beats_fgsm": {"noise@8/255": 0.3},
+        "no_collapse": {"pgd@64/255": 0.2},
+    }
+    for check, change in cases.items():
+        found = sanity_checks(good | change, {}, 8 / 255, 64 / 255)
+        assert found["failed"] == [check], (check, found)
+        assert not found["passed"] and len(found["warnings"]) == 1
+    # catastrophic overfitting: validation PGD collapsing late in training
+    history = [{"epoch": 0, "fgsm_acc": 0.3, "pgd_acc": 0.25},
+               {"epoch": 1, "fgsm_acc": 0.5, "pgd_acc": 0.02}]
+    assert sanity_checks(good, {}, 8 / 255, 64 / 255, history)["failed"] == [
+        "catastrophic_overfitting"]
+    assert sanity_checks(good, {}, 8 / 255, 64 / 255, history[::-1])["passed"]
+    # AutoAttack is compared with PGD on its own subset, never with the full-set PGD
+    subset = {"clean": 0.7, "pgd@8/255": 0.3, "autoattack@8/255": 0.32}
+    assert sanity_checks(good, {"autoattack": subset}, 8 / 255, 64 / 255)["failed"] == [
+        "autoattack_above_pgd"]
+    subset["autoattack@8/255"] = 0.28  # below PGD there, though above... nothing on the full set
+    assert sanity_checks(good | {"pgd@8/255": 0.25}, {"autoattack": subset}, 8 / 255,
+                         64 / 255)["passed"]
 
 
 def test_eps_names_read_as_written():
@@ -86,7 +160,7 @@ def test_missing_checkpoint_and_unknown_attack_are_clear_errors(tmp_path, classi
     with pytest.raises(RobustSSLError, match="unknown attack 'cw'"):
         AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), attacks=("fgsm", "cw"))
     with pytest.raises(RobustSSLError, match="eps=2.0 is outside"):
-        AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), epsilons=(2.0,))
+        AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), sweep_epsilons=(2.0,))
 
 
 def test_files_that_are_not_classifiers_are_one_clear_error(classifier_checkpoint, tmp_path):
@@ -109,8 +183,6 @@ def test_files_that_are_not_classifiers_are_one_clear_error(classifier_checkpoin
 
 
 def test_a_classifier_of_other_classes_is_refused(classifier_checkpoint, tmp_path):
-    from tests.conftest import write_image_folder
-
     _, checkpoint = classifier_checkpoint  # trained on 3 classes
     write_image_folder(tmp_path / "four", {"train": 4, "test": 2}, classes=("a", "b", "c", "d"))
     evaluator = AdversarialEvaluator(str(checkpoint), str(tmp_path / "out.json"))

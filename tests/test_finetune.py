@@ -130,3 +130,21 @@ def test_standardised_probe_reads_features_of_any_scale_alike():
     torch.testing.assert_close(standardised.predict(features),
                                standardised.predict(300 * features + 7), rtol=1e-4, atol=1e-4)
     assert not torch.allclose(raw.predict(features), raw.predict(300 * features + 7))
+
+
+def test_validation_history_records_pgd_accuracy_and_travels_in_the_checkpoint(image_folder,
+                                                                               tmp_path):
+    """One entry per validation (clean, FGSM, PGD-10 on the first images), kept in the
+    checkpoint, where the evaluator reads it to look for catastrophic overfitting."""
+    from robust_ssl.evaluate import load_classifier
+
+    data_dir, _ = image_folder
+    model = FineTuner(stem="imagenet", freeze="full", adversarial=True, val_pgd_examples=4)
+    trainer = fit(model, LabeledDataModule(data_dir=str(data_dir), batch_size=16,
+                                           val_fraction=0.2), max_epochs=2)
+    assert [h["epoch"] for h in model.validation_history] == [0, 1]
+    assert all(set(h) == {"epoch", "acc", "fgsm_acc", "pgd_acc"} and 0 <= h["pgd_acc"] <= 1
+               for h in model.validation_history)
+    trainer.save_checkpoint(tmp_path / "classifier.ckpt")
+    loaded = load_classifier(str(tmp_path / "classifier.ckpt"))
+    assert loaded.validation_history == model.validation_history

@@ -41,7 +41,8 @@ def epoch_labels(loader, epoch):
     return torch.cat([y for _, y in loader])
 
 
-def test_train_order_comes_from_seed_and_epoch_and_eval_loader_keeps_order(image_folder):
+def test_train_order_comes_from_seed_and_epoch_and_eval_loader_keeps_order(image_folder,
+                                                                           monkeypatch):
     data_dir, _ = image_folder
     data = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.0, batch_size=7)
     data.setup("fit")
@@ -51,10 +52,16 @@ def test_train_order_comes_from_seed_and_epoch_and_eval_loader_keeps_order(image
     assert not torch.equal(first, epoch_labels(loader, 1))  # a new order every epoch
     torch.manual_seed(123)  # the global generator (augmentation, attacks) plays no part
     assert torch.equal(first, epoch_labels(data.train_dataloader(), 0))
-    other_seed = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.0, batch_size=7, seed=1)
-    other_seed.setup("fit")
-    assert not torch.equal(epoch_labels(other_seed.train_dataloader(), 0), first)
-    assert torch.cat([y for _, y in data.test_dataloader()]).tolist() == data.test.labels.tolist()
+    # the run's seed (seed_everything) orders; the data's seed only picks label subsets
+    other_subset_seed = LabeledDataModule(data_dir=str(data_dir), val_fraction=0.0,
+                                          batch_size=7, seed=1)
+    other_subset_seed.setup("fit")
+    assert torch.equal(epoch_labels(other_subset_seed.train_dataloader(), 0), first)
+    monkeypatch.setenv("PL_GLOBAL_SEED", "1")
+    assert not torch.equal(epoch_labels(data.train_dataloader(), 0), first)
+    test_batches = list(data.test_dataloader())
+    assert torch.cat([y for _, y, _ in test_batches]).tolist() == data.test.labels.tolist()
+    assert torch.cat([i for _, _, i in test_batches]).tolist() == list(range(len(data.test)))
     assert data.val_dataloader() == []
 
 
@@ -69,7 +76,8 @@ def test_batches_become_float_pixels_and_only_training_is_augmented(image_folder
     assert all(dtype == torch.float32 and 0 <= lo <= hi <= 1 for _, dtype, lo, hi in model.seen)
     # Evaluation batches are the stored pixels / 255, exactly.
     batch = next(iter(data.test_dataloader()))
-    images, _ = data.on_after_batch_transfer(batch, 0)
+    images, _, index = data.on_after_batch_transfer(batch, 0)
+    assert index.tolist() == list(range(len(images)))
     torch.testing.assert_close(images, data.test.images[:len(images)].float() / 255)
 
 

@@ -2,13 +2,15 @@
 
 Batches are cut by indexing the whole tensor at once (no per-image Python work) and leave the
 loader as uint8; conversion and augmentation run after the transfer to the device, where a GPU
-does them. Each training epoch's order is a permutation seeded by (seed, epoch), so it does not
+does them. Each training epoch's order is a permutation seeded by (run seed, epoch), so it does not
 depend on how many random numbers augmentation or attacks drew, and a resumed run sees the same
 order as an uninterrupted one. Pretext tasks bring their own augmentation (a rotation task needs other views than
 SimCLR), so the unlabeled module hands over uint8 images and the pretrainer augments them.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytorch_lightning as pl
@@ -17,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from robust_ssl.data.augment import CropFlip, to_unit_float
-from robust_ssl.data.sources import Split, load_split
+from robust_ssl.data.sources import Split, describe_source, load_split
 from robust_ssl.data.subsets import check_fraction, stratified_limit, stratified_split
 from robust_ssl.errors import DataError
 
@@ -90,6 +92,13 @@ class ShardedBatches(DistributedSampler):
         return sum(1 for batch in self._global_batches() if len(batch) > self.rank)
 
 
+def run_seed() -> int:
+    """The run's seed, which Lightning's seed_everything records in PL_GLOBAL_SEED (0 without
+    one). Training order follows it; label subsets follow the datamodule's own `seed`, so
+    another run seed reshuffles but trains on the same labeled images."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
 def batch_loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool, drop_last: bool = False,
                  seed: int = 0, trainer: pl.Trainer | None = None) -> DataLoader:
     """Whole batches per index operation, sharded across the trainer's processes (see
@@ -151,7 +160,7 @@ class UnlabeledDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return batch_loader(self.images, batch_size=self.hparams.batch_size, shuffle=True,
-                            drop_last=True, seed=self.hparams.seed, trainer=self.trainer)
+                            drop_last=True, seed=run_seed(), trainer=self.trainer)
 
 
 class LabeledDataModule(pl.LightningDataModule):
@@ -223,7 +232,7 @@ class LabeledDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return batch_loader(self.train.images, self.train.labels,
                             batch_size=self.hparams.batch_size, shuffle=True,
-                            seed=self.hparams.seed, trainer=self.trainer)
+                            seed=run_seed(), trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader | list:
         if len(self.val) == 0:  # val_fraction=0: no validation loop
@@ -233,13 +242,18 @@ class LabeledDataModule(pl.LightningDataModule):
                             trainer=self.trainer)
 
     def test_dataloader(self) -> DataLoader:
-        return batch_loader(self.test.images, self.test.labels,
+        """(images, labels, index in the test split): the evaluator keeps a record per image."""
+        index = torch.arange(len(self.test), device=self.test.labels.device)
+        return batch_loader(self.test.images, self.test.labels, index,
                             batch_size=self.hparams.eval_batch_size, shuffle=False,
                             trainer=self.trainer)
 
+    def source_description(self) -> str:
+        return describe_source(self.hparams.dataset, self.hparams.data_dir)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
+        images, labels, *index = batch
         training = self.trainer is not None and self.trainer.training
         if training and self.hparams.augment and not self.train_is_features:
             return self.crop_flip(images), labels
-        return to_unit_float(images), labels
+        return (to_unit_float(images), labels, *index)

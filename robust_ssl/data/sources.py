@@ -116,6 +116,12 @@ def _to_model_size(split: Split, root: Path, resize: bool) -> Split:
     return Split(torch.cat(chunks), split.labels, split.classes)
 
 
+def describe_source(dataset: str, data_dir: str | os.PathLike) -> str:
+    """What a dataset name resolves to, for result files: e.g. "'cifar10', image folder (JPG;
+    data/cifar10)" for the JPEG copy, "CIFAR-10, torchvision's python-format files (...)"."""
+    return resolve_source(dataset, data_dir).describe()
+
+
 def resolve_source(dataset: str, data_dir: str | os.PathLike, download: bool = False):
     """Find where `dataset` lives: CIFAR python files, an image folder, or (opt-in) a download."""
     data_dir = Path(data_dir)
@@ -178,6 +184,9 @@ class CifarFiles:
     def _files(self, split: str) -> list[Path]:
         return [self.root / name for name in self.spec[split]] + [self.root / self.spec["meta"]]
 
+    def describe(self) -> str:
+        return f"{self.spec['pretty']}, torchvision's python-format files ({self.root})"
+
     def fingerprint(self, split: str) -> str:
         return _fingerprint(self._files(split), self.root)
 
@@ -225,6 +234,12 @@ class ImageFolder:
     def __init__(self, root: Path):
         self.root = root
         self.cache_name = f"{root.name}-folder-{_path_hash(root)}"
+
+    def describe(self) -> str:
+        suffixes = sorted({p.suffix.lower().lstrip(".").upper() for p in
+                           self.root.glob("train/*/*") if p.suffix.lower() in IMAGE_SUFFIXES})
+        kind = "flat image folder" if self.flat else "image folder"
+        return f"'{self.root.name}', {kind} ({', '.join(suffixes) or 'images'}; {self.root})"
 
     @property
     def flat(self) -> bool:
