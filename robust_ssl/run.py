@@ -1,9 +1,10 @@
-"""One cell of a table recipe: a profile's YAML, pointed at a run directory, run to completion.
+"""One cell of a table recipe: a profile's config, pointed at a run directory, run to completion.
 
-`make table1` calls this for every missing result file. It takes `experiments/<profile>/<stage>.yaml`,
-sends every output (logs, checkpoints, encoder, results JSON) into the run directory, applies
-the cell's overrides, saves the resolved config there and runs it with the Lightning CLI. So a
-cell is rerun by hand with `robust-ssl fit --config <run_dir>/config.yaml`, and a run that was
+The grid (grid.py) calls this for every cell of a table. It takes the stage's config
+(experiments/base/<stage>.yaml under the profile's delta, configs.py), sends every output
+(logs, checkpoints, encoder, results JSON) into the run directory, applies the cell's seed and
+overrides, saves the resolved config there and runs it with the Lightning CLI. So a cell is
+rerun by hand with `robust-ssl fit --config <run_dir>/config.yaml`, and a run that was
 interrupted resumes from `<run_dir>/checkpoints/last.ckpt`, but only when it was interrupted
 under the same config: a run directory holds the results of one config (see rundir.py).
 
@@ -23,56 +24,26 @@ import time
 from pathlib import Path
 
 import yaml
+from pytorch_lightning.callbacks import ModelCheckpoint
 
+from robust_ssl import configs
+from robust_ssl.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.rundir import (check_resumable, claim, ensure_writable, fingerprint,
                                record_text, write_atomically)
+from robust_ssl.pretrain.callbacks import ExportEncoder
 from robust_ssl.tracking import MODES, wandb_mode
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 STAGES = {"pretrain": ("<task>", "fit"), "finetune": ("finetune", "fit"),
           "supervised": ("supervised", "fit"), "evaluate": ("evaluate", "test")}
-NOT_PRETEXT = {"finetune", "supervised", "evaluate"}
-CHECKPOINT = "pytorch_lightning.callbacks.ModelCheckpoint"
-EXPORT = "robust_ssl.pretrain.ExportEncoder"
 FINAL_CLASSIFIER = "classifier.ckpt"
 
 
-def pretext_tasks(profile: str) -> list[str]:
-    """The pretext tasks a profile has a YAML for: adding a task is adding its YAML."""
-    return sorted(p.stem for p in (EXPERIMENTS / profile).glob("*.yaml")
-                  if p.stem not in NOT_PRETEXT)
-
-
 def base_config(profile: str, stage: str, task: str = "simclr") -> dict:
-    if not (EXPERIMENTS / profile).is_dir():
-        profiles = sorted(p.name for p in EXPERIMENTS.iterdir() if p.is_dir())
-        raise RobustSSLError(f"profile {profile!r} unknown: choose one of {', '.join(profiles)}")
-    name = task if stage == "pretrain" else STAGES[stage][0]
-    if stage == "pretrain" and task not in pretext_tasks(profile):
-        raise RobustSSLError(f"unknown task {task!r}: choose one of "
-                             f"{', '.join(pretext_tasks(profile))}")
-    return yaml.safe_load((EXPERIMENTS / profile / f"{name}.yaml").read_text())
-
-
-def parse_value(text: str):
-    """`--set key=value` values are YAML: 0.1, true, null, cifar10 all mean what they say."""
-    return yaml.safe_load(text)
-
-
-def apply_overrides(config: dict, overrides: list[str]) -> None:
-    """Dotted keys address init_args directly: data.fraction, model.adversarial, trainer.x."""
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RobustSSLError(f"--set {item!r}: expected key=value, e.g. data.fraction=0.1")
-        section, *rest = key.split(".")
-        node = config.setdefault(section, {})
-        if "init_args" in node:
-            node = node["init_args"]
-        for part in rest[:-1]:
-            node = node.setdefault(part, {})
-        node[rest[-1]] = parse_value(value)
+    """The stage's config in a profile: experiments/base/<stage>.yaml under the profile's delta."""
+    if stage == "pretrain" and task not in pretext_tasks():
+        raise RobustSSLError(f"unknown task {task!r}: choose one of {', '.join(pretext_tasks())}")
+    return configs.load(profile, task if stage == "pretrain" else STAGES[stage][0])
 
 
 def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode: str,
@@ -91,9 +62,10 @@ def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode
     trainer["logger"] = loggers
     for callback in trainer.get("callbacks", []):
         args = callback.setdefault("init_args", {})
-        if callback["class_path"] == CHECKPOINT:
+        kind = configs.resolve_class(callback["class_path"])
+        if issubclass(kind, ModelCheckpoint):
             args["dirpath"] = str(run_dir / "checkpoints")
-        elif callback["class_path"] == EXPORT:
+        elif issubclass(kind, ExportEncoder):
             args["path"] = str(run_dir / "encoder.pt")
 
 
@@ -113,7 +85,8 @@ def resolve(args: argparse.Namespace, run_dir: Path) -> dict:
     if args.stage == "evaluate":
         config["model"]["init_args"].update(checkpoint=str(run_dir / FINAL_CLASSIFIER),
                                            output=args.output, run_name=run_dir.name)
-    apply_overrides(config, [f"data.data_dir={args.data_dir}"] + (args.set or []))
+    seed = [] if args.seed is None else [f"seed_everything={args.seed}"]
+    apply_overrides(config, [f"data.data_dir={args.data_dir}"] + seed + (args.set or []))
     route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name, mode,
                   args.stage)
     return config
@@ -223,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--data-dir", default="data")
         p.add_argument("--set", action="append", metavar="KEY=VALUE")
         p.add_argument("--group", help="W&B group (default: the profile)")
+        p.add_argument("--seed", type=int, help="the run's seed (seed_everything); the "
+                       "config's when not given")
         p.add_argument("--wandb", choices=MODES, default=None,
                        help="offline (default, or $WANDB), online or off")
         if stage == "evaluate":

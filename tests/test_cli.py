@@ -61,7 +61,8 @@ def test_a_file_that_is_no_classifier_is_one_line_and_exit_2(image_folder, tmp_p
     data_dir, _ = image_folder
     empty = tmp_path / "empty.ckpt"
     empty.write_bytes(b"")
-    result = run_cli("test", "--config", str(ROOT / "experiments/smoke/evaluate.yaml"),
+    result = run_cli("test", "--config", str(ROOT / "experiments/base/evaluate.yaml"),
+                     "--config", str(ROOT / "experiments/smoke/evaluate.yaml"),
                      "--model.checkpoint", str(empty), "--model.output", str(tmp_path / "o.json"),
                      "--data.data_dir", str(data_dir))
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -1,8 +1,10 @@
+import argparse
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from robust_ssl import run
 from robust_ssl.errors import RobustSSLError
@@ -14,6 +16,8 @@ def test_overrides_reach_init_args_and_parse_as_yaml():
                                  "data.dataset=cifar10", "data.encoder=null"])
     assert config["data"]["init_args"] == {"fraction": 0.1, "dataset": "cifar10", "encoder": None}
     assert config["trainer"]["max_epochs"] == 3
+    run.apply_overrides(config, ["seed_everything=3"])
+    assert config["seed_everything"] == 3
     with pytest.raises(RobustSSLError, match="expected key=value"):
         run.apply_overrides(config, ["data.fraction"])
 
@@ -31,6 +35,33 @@ def test_outputs_are_routed_into_the_run_directory(tmp_path):
     assert kinds == ["CSVLogger", "WandbLogger"]
     assert trainer["logger"][0]["init_args"]["version"] == "pretrain"  # logs/<stage>/
     assert trainer["logger"][1]["init_args"]["offline"] is True
+
+
+class RenamedCheckpoint(ModelCheckpoint):
+    """A user's subclass: routed as a ModelCheckpoint though its path says otherwise."""
+
+
+def test_outputs_are_routed_by_class_however_the_class_is_spelled(tmp_path):
+    config = {"trainer": {"callbacks": [
+        {"class_path": "ModelCheckpoint", "init_args": {"save_last": True}},
+        {"class_path": f"{__name__}.RenamedCheckpoint"},
+        {"class_path": "ExportEncoder"},
+        {"class_path": "robust_ssl.pretrain.callbacks.ExportEncoder"}]}}
+    run.route_outputs(config, tmp_path, "g", "cell", wandb_mode="off", stage="pretrain")
+    routed = [c["init_args"].get("dirpath") or c["init_args"].get("path")
+              for c in config["trainer"]["callbacks"]]
+    assert routed == [str(tmp_path / "checkpoints")] * 2 + [str(tmp_path / "encoder.pt")] * 2
+    config = {"trainer": {"callbacks": [{"class_path": "NoSuchCallback"}]}}
+    with pytest.raises(RobustSSLError, match="'NoSuchCallback' in the config cannot be imported"):
+        run.route_outputs(config, tmp_path, "g", "cell", wandb_mode="off", stage="pretrain")
+
+
+def test_the_seed_option_sets_the_runs_seed(image_folder, tmp_path):
+    data_dir, _ = image_folder
+    args = argparse.Namespace(
+        stage="supervised", profile="smoke", run_dir=str(tmp_path / "c"), data_dir=str(data_dir),
+        set=None, group=None, wandb="off", seed=7, restart=False)
+    assert run.resolve(args, tmp_path / "c")["seed_everything"] == 7
 
 
 def test_unknown_profile_is_a_clear_error():
@@ -55,7 +86,7 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(image_folder, tmp_
 
 
 def test_pretext_tasks_are_the_profile_yamls_and_unknown_ones_are_refused():
-    assert run.pretext_tasks("smoke") == ["jigsaw", "multitask", "rotation", "simclr"]
+    assert run.pretext_tasks() == ["jigsaw", "multitask", "rotation", "simclr"]
     assert "RotationTask" in str(run.base_config("smoke", "pretrain", "rotation")["model"])
     with pytest.raises(RobustSSLError, match="unknown task 'colorize': choose one of jigsaw"):
         run.base_config("smoke", "pretrain", "colorize")

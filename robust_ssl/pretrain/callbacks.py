@@ -6,6 +6,8 @@ gets both by composition, not by inheriting from a base class.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info
 
@@ -73,9 +75,10 @@ class KNNMonitor(pl.Callback):
 
 
 class ExportEncoder(pl.Callback):
-    """Writes the encoder's weights alone to `path` when training ends (see models/export.py)."""
+    """Writes the encoder's weights alone to `path` (default: `encoder.pt` in the trainer's
+    `default_root_dir`) when training ends (see models/export.py)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str | None = None):
         super().__init__()
         self.path = path
 
@@ -85,7 +88,8 @@ class ExportEncoder(pl.Callback):
         hparams = {k: v for k, v in dict(pl_module.hparams).items()
                    if isinstance(v, (bool, int, float, str, type(None)))}
         pretext = getattr(pl_module, "pretext_name", type(pl_module).__name__)
-        save_encoder(pl_module.encoder, self.path, pretext=pretext,
+        path = self.path or str(Path(trainer.default_root_dir) / "encoder.pt")
+        save_encoder(pl_module.encoder, path, pretext=pretext,
                      epochs=trainer.current_epoch, global_step=trainer.global_step,
                      hparams=hparams)
-        rank_zero_info(f"encoder saved to {self.path}")
+        rank_zero_info(f"encoder saved to {path}")
