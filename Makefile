@@ -9,7 +9,7 @@ INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test clean-venv table1 table2 check-data FORCE
+.PHONY: install test clean-venv table1 table2 check-data
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,8 @@ RESULTS ?= results
 WANDB ?= offline
 RESTART ?= 0
 RESIZE ?= 0
+# every cell runs once per seed; the tables give mean ± std over them
+SEEDS ?= $(if $(filter paper,$(PROFILE)),0 1 2,0)
 export WANDB
 
 # Bad variables stop here, before anything is written. Make splits file names at spaces, so
@@ -52,18 +54,16 @@ endif
 ifneq ($(words $(RESULTS)),1)
 $(error RESULTS='$(RESULTS)' contains a space or is empty, which make cannot handle in file names: choose a path without spaces)
 endif
+ifneq ($(shell echo '$(SEEDS)' | grep -Eqx ' *[0-9]+( +[0-9]+)* *' && echo ok),ok)
+$(error SEEDS='$(SEEDS)' is not a list of seeds: give non-negative integers, e.g. SEEDS="0 1 2")
+endif
 ifneq ($(words $(PRETRAIN_DATA)),1)
 $(error PRETRAIN_DATA='$(PRETRAIN_DATA)' contains a space or is empty: use a path without spaces, e.g. a symbolic link to it)
 endif
 endif
 
-# An image folder given by its path gets cells of its own name, never those of cifar10/100.
-PRETRAIN_NAME := $(if $(findstring /,$(PRETRAIN_DATA)),folder-)$(notdir $(patsubst %/,%,$(PRETRAIN_DATA)))
 OUT := $(RESULTS)/$(PROFILE)
 RUN := $(PY) -m robust_ssl.run
-DATA_SETS := $(if $(filter 1,$(RESIZE)),data.resize=true)
-STAGE_ARGS = --profile $(PROFILE) --data-dir '$(DATA_DIR)' $(if $(filter 1,$(RESTART)),--restart) \
-    $(addprefix --set ,$(DATA_SETS))
 
 # Runs before any training (order-only, so it never forces a rebuild): loads and caches the
 # data, downloading what is missing when DOWNLOAD=1, and stops at once when it cannot.
@@ -72,6 +72,5 @@ check-data: | $(INSTALLED)
 	$(RUN) check-data --data-dir '$(DATA_DIR)' --labeled cifar10 --pretrain '$(PRETRAIN_DATA)' \
 	    $(if $(filter 1,$(DOWNLOAD)),--download) $(if $(filter 1,$(RESIZE)),--resize)
 
-FORCE:
 
 include experiments/tables.mk

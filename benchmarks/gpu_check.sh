@@ -3,7 +3,7 @@
 #   DATA_DIR=/path benchmarks/gpu_check.sh RESULTS_DIR MINUTES
 # 1. the tests marked gpu (device-resident data, bf16 NT-Xent against fp32, ...);
 # 2. the budget benchmark of the paper profile on the GPU (JSON in RESULTS_DIR);
-# 3. `make table1 PROFILE=paper WANDB=off` (CIFAR-10 train as the unlabeled pretraining set),
+# 3. `make table1 PROFILE=paper WANDB=off SEEDS=0` (CIFAR-10 train as the pretraining set),
 #    cell after cell, until MINUTES have passed; finished cells leave their JSONs.
 # Everything, the log included, lands in RESULTS_DIR. It runs with the python3 on PATH (PY=...
 # to choose another), which must import torch, pytorch_lightning, torchmetrics, kornia,
@@ -32,7 +32,7 @@ echo "== 2. budget benchmark, paper profile"
 left=$(( minutes * 60 - ($(date +%s) - start) ))
 echo "== 3. make table1 PROFILE=paper for the remaining ${left}s"
 if (( left > 60 )); then
-    timeout --signal=INT "$left" make --no-print-directory table1 PROFILE=paper WANDB=off \
+    timeout --signal=INT "$left" make --no-print-directory table1 PROFILE=paper WANDB=off SEEDS=0 \
         DOWNLOAD=0 PRETRAIN_DATA=cifar10 DATA_DIR="$data" RESULTS="$results" PY="$py"
     echo "make exited with $?"
 fi

@@ -1,9 +1,14 @@
-"""Tables and charts built only from the run JSONs, beside the paper's numbers.
+"""Tables and charts built only from the run JSONs of a table's cells (grid.py), beside the
+paper's numbers.
 
-    python -m robust_ssl.report table1 --results results/quick --pretrain cifar10 --profile quick
+    python -m robust_ssl.report table1 --results results/quick --profile quick \
+        --pretrain-data cifar10 --seeds 0 1
 
-writes table1.md, table1.csv and table1.png (likewise table2) into the results directory,
-prints the table, and (unless --wandb off) logs it to W&B as a wandb.Table.
+writes <table>.md, <table>.csv, <table>.png (bars with error bars) and <table>_eps.png
+(robust accuracy against ε, one curve per cell) into the results directory, prints the table,
+and (unless --wandb off) logs it to W&B as a wandb.Table. Each number is the mean over the
+seeds with its standard deviation; with one seed, the binomial standard error of the test-set
+estimate stands in its place. A cell whose runs failed a sanity check carries a dagger.
 """
 
 from __future__ import annotations
@@ -11,218 +16,273 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from robust_ssl import grid
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.tracking import MODES, wandb_mode
 
 EPS = "8/255"
 # Table 1 of the paper, accuracy %: clean, FGSM, clean after adversarial fine-tuning, FGSM after.
-PAPER_TABLE1 = {
-    "supervised": (68, 23, 66, 36),
-    "1%": (58, 26, 49, 29),
-    "10%": (61, 32, 60, 36),
-    "30%": (63, 33, 62, 38),
-    "100%": (63, 35, 62, 40),
-}
-# Table 2 of the paper: FGSM accuracy % after adversarial fine-tuning on 30% of the labels.
+PAPER_TABLE1 = {"supervised": (68, 23, 66, 36), "1%": (58, 26, 49, 29), "10%": (61, 32, 60, 36),
+                "30%": (63, 33, 62, 38), "100%": (63, 35, 62, 40)}
+# Table 2 of the paper: FGSM accuracy % after partial adversarial fine-tuning on 30% of labels.
 PAPER_TABLE2 = {"rotation": 25, "jigsaw": 29, "simclr": 38}
-TABLE2_TASKS = {"rotation": "Rotation", "jigsaw": "Jigsaw", "simclr": "SimCLR",
-                "multitask": "Multi-task (SimCLR + rotation + jigsaw)"}
-COLUMNS = [  # (header, which run, metric, index into the paper's row or None)
-    ("clean", "clean", "clean", 0),
-    ("FGSM", "clean", f"fgsm@{EPS}", 1),
-    ("PGD-20", "clean", f"pgd@{EPS}", None),
-    ("clean, adv. FT", "adv", "clean", 2),
-    ("FGSM, adv. FT", "adv", f"fgsm@{EPS}", 3),
-    ("PGD-20, adv. FT", "adv", f"pgd@{EPS}", None),
-]
+TASK_NAMES = {"rotation": "Rotation", "jigsaw": "Jigsaw", "simclr": "SimCLR",
+              "multitask": "Multi-task (SimCLR + rotation + jigsaw)"}
 PRETRAIN_NAMES = {"cifar100": "CIFAR-100 train (labels dropped)",
                   "cifar10": "CIFAR-10 train (labels dropped; in-domain, not the paper's CIFAR-100)"}
 
 
-def pretraining_data(results: Path, task: str, pretrain: str) -> str:
-    """What the encoder was pretrained on, read from its run's config (not from the cell
-    name, which a folder that happens to be called cifar10 would share)."""
-    config = results / f"{task}-{pretrain}" / "config.yaml"
-    dataset = pretrain
-    if config.is_file():
-        dataset = yaml.safe_load(config.read_text())["data"]["init_args"]["dataset"]
-    return PRETRAIN_NAMES.get(dataset, f"image folder '{dataset}'")
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell_column: str  # which cell of the row (grid.Cell.column)
+    metric: str
+    paper: int | None = None  # index into the paper's row
+
+
+TABLE1_COLUMNS = [
+    Column("clean", "clean", "clean", 0), Column("FGSM", "clean", f"fgsm@{EPS}", 1),
+    Column("PGD-20", "clean", f"pgd@{EPS}"), Column("worst case", "clean", f"worst@{EPS}"),
+    Column("clean, adv. FT", "adv", "clean", 2), Column("FGSM, adv. FT", "adv", f"fgsm@{EPS}", 3),
+    Column("PGD-20, adv. FT", "adv", f"pgd@{EPS}"),
+    Column("worst case, adv. FT", "adv", f"worst@{EPS}"),
+]
+TABLE2_COLUMNS = [
+    Column("clean, partial", "partial", "clean"), Column("FGSM, partial", "partial", f"fgsm@{EPS}", 0),
+    Column("PGD-20, partial", "partial", f"pgd@{EPS}"),
+    Column("worst case, partial", "partial", f"worst@{EPS}"),
+    Column("clean, linear", "linear", "clean"), Column("FGSM, linear", "linear", f"fgsm@{EPS}"),
+    Column("PGD-20, linear", "linear", f"pgd@{EPS}"),
+]
 
 
 @dataclass
-class Row:
-    label: str
-    run_prefix: str  # the JSONs are <prefix>-clean.json and <prefix>-adv.json
+class Stat:
+    """One table entry: a metric of one cell over its seeds, in %."""
+
+    values: list[float]
+    examples: int
+    failed: list[str] = field(default_factory=list)  # "seed s: message" of failed checks
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def spread(self) -> float:
+        """Standard deviation over seeds, or with one seed the binomial standard error."""
+        if len(self.values) > 1:
+            return statistics.stdev(self.values)
+        p = self.mean / 100
+        return 100 * math.sqrt(p * (1 - p) / self.examples)
+
+    def text(self) -> str:
+        return f"{self.mean:.1f} ± {self.spread:.1f}" + (" †" if self.failed else "")
 
 
-def table1_rows(pretrain: str) -> list[Row]:
-    rows = [Row("supervised", "supervised")]
-    rows += [Row(f"{f}%", f"simclr-{pretrain}-f{f}") for f in (1, 10, 30, 100)]
-    rows.append(Row("random encoder", "random-f100"))
-    return rows
-
-
-def load_results(results: Path, rows: list[Row]) -> dict[str, dict]:
-    found, missing = {}, []
-    for row in rows:
-        for mode in ("clean", "adv"):
-            path = results / f"{row.run_prefix}-{mode}.json"
-            if path.is_file():
-                found[f"{row.run_prefix}-{mode}"] = json.loads(path.read_text())
-            else:
-                missing.append(str(path))
-    if missing:
-        raise RobustSSLError(f"missing run results: {', '.join(missing)}; run `make table1` "
-                             "to produce them")
-    return found
-
-
-def table_cells(rows: list[Row], runs: dict[str, dict]) -> list[list[tuple[float, int | None]]]:
-    """Per row, per column: (our accuracy in %, the paper's number or None)."""
-    table = []
-    for row in rows:
-        paper = PAPER_TABLE1.get(row.label)
-        cells = []
-        for _, mode, metric, paper_index in COLUMNS:
-            ours = 100 * runs[f"{row.run_prefix}-{mode}"]["metrics"][metric]
-            cells.append((ours, paper[paper_index] if paper and paper_index is not None else None))
-        table.append(cells)
-    return table
-
-
-def write_table1(results: Path, pretrain: str, profile: str) -> str:
-    rows = table1_rows(pretrain)
-    runs = load_results(results, rows)
-    cells = table_cells(rows, runs)
-    pretrain_name = pretraining_data(results, "simclr", pretrain)
-    any_run = next(iter(runs.values()))
-    test_examples = any_run["examples"]["test"]
-    title = (f"Table 1: CIFAR-10 accuracy (%), ours (paper), profile `{profile}`, "
-             f"SimCLR pretrained on {pretrain_name}")
-    header = "| labeled data | " + " | ".join(c[0] for c in COLUMNS) + " |"
-    lines = [f"# {title}", "", header, "|" + " --- |" * (len(COLUMNS) + 1)]
-    for row, row_cells in zip(rows, cells):
-        shown = [f"{ours:.1f} ({paper})" if paper is not None else f"{ours:.1f}"
-                 for ours, paper in row_cells]
-        lines.append(f"| {row.label} | " + " | ".join(shown) + " |")
-    warnings = [f"- {name}: {w}" for name, run in sorted(runs.items())
-                for w in run["sanity"]["warnings"]]
-    lines += ["", f"Attacks at ε = {EPS} (L∞) on {test_examples} CIFAR-10 test images; FGSM as in "
-              "the paper, PGD-20 with α = 2/255 and a random start. 'adv. FT' = fine-tuned with "
-              "on-the-fly FGSM examples. Rows 1%–100%: linear probe on the SimCLR encoder; "
-              "random encoder: the same probe on an untrained encoder (100% of labels); "
-              "supervised: ResNet-18 trained from scratch on 100% of labels.", "",
-              "Sanity checks: " + ("all passed." if not warnings else "")]
-    lines += warnings
-    text = "\n".join(lines) + "\n"
-    (results / "table1.md").write_text(text)
-    with open(results / "table1.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["labeled_data"] + [h for c in COLUMNS for h in (c[0], f"{c[0]} (paper)")])
-        for row, row_cells in zip(rows, cells):
-            writer.writerow([row.label] + [v for ours, paper in row_cells
-                                           for v in (f"{ours:.2f}", "" if paper is None else paper)])
-    plot_table1(results / "table1.png", rows, cells, title)
-    return text
-
-
-def write_table2(results: Path, pretrain: str, profile: str) -> str:
-    """Rows: pretext tasks; columns: clean, FGSM and PGD-20 after adversarial linear
-    fine-tuning on 30% of the labels; FGSM beside the paper's number."""
-    runs = {}
-    missing = []
-    for task in TABLE2_TASKS:
-        path = results / f"{task}-{pretrain}-f30-adv.json"
+def load_runs(results: Path, cells: list[grid.Cell], table: str) -> dict[str, dict]:
+    runs, missing = {}, []
+    for cell in cells:
+        if not cell.evaluated:
+            continue
+        path = results / f"{cell.name}.json"
         if path.is_file():
-            runs[task] = json.loads(path.read_text())
+            runs[cell.name] = json.loads(path.read_text())
         else:
             missing.append(str(path))
     if missing:
-        raise RobustSSLError(f"missing run results: {', '.join(missing)}; run `make table2` "
-                             "to produce them")
-    pretrain_name = pretraining_data(results, "simclr", pretrain)
-    title = (f"Table 2: CIFAR-10 accuracy (%) after adversarial linear fine-tuning on 30% of "
-             f"the labels, ours (paper), profile `{profile}`, pretrained on {pretrain_name}")
-    headers = ["clean", "FGSM", "PGD-20"]
-    metrics = ["clean", f"fgsm@{EPS}", f"pgd@{EPS}"]
-    lines = [f"# {title}", "", "| pretext task | " + " | ".join(headers) + " |",
-             "|" + " --- |" * (len(headers) + 1)]
-    csv_rows = [["pretext_task"] + headers + ["FGSM (paper)"]]
-    for task, label in TABLE2_TASKS.items():
-        values = [100 * runs[task]["metrics"][m] for m in metrics]
-        paper = PAPER_TABLE2.get(task)
-        shown = [f"{v:.1f}" for v in values]
-        if paper is not None:
-            shown[1] += f" ({paper})"
+        raise RobustSSLError(f"missing run results: {', '.join(missing)}; run `make {table}` "
+                             "(with the same SEEDS) to produce them")
+    return runs
+
+
+def entries(cells: list[grid.Cell], runs: dict[str, dict], rows: list[str],
+            columns: list[Column]) -> dict[tuple[str, str], Stat]:
+    """(row, column header) -> Stat over the seeds."""
+    table = {}
+    for row in rows:
+        for column in columns:
+            chosen = [c for c in cells if c.row == row and c.column == column.cell_column]
+            results = [runs[c.name] for c in chosen]
+            table[row, column.header] = Stat(
+                [100 * r["metrics"][column.metric] for r in results],
+                min(r["examples"]["test"] for r in results),
+                [f"seed {r['seed']}: {w}" for r in results for w in r["sanity"]["warnings"]])
+    return table
+
+
+def pretraining_data(results: Path, cells: list[grid.Cell], pretrain_data: str) -> str:
+    """What the encoders were pretrained on, read from a pretraining run's config (not from
+    the cell name, which a folder that happens to be called cifar10 would share)."""
+    dataset = pretrain_data
+    for cell in cells:
+        config = results / cell.name / "config.yaml"
+        if cell.stage == "pretrain" and config.is_file():
+            dataset = yaml.safe_load(config.read_text())["data"]["init_args"]["dataset"]
+            break
+    return PRETRAIN_NAMES.get(dataset, f"image folder '{dataset}'")
+
+
+def markdown(title: str, row_labels: dict[str, str], columns: list[Column],
+             table: dict[tuple[str, str], Stat], paper: dict, notes: list[str]) -> str:
+    lines = [f"# {title}", "", "| | " + " | ".join(c.header for c in columns) + " |",
+             "|" + " --- |" * (len(columns) + 1)]
+    for row, label in row_labels.items():
+        shown = []
+        for column in columns:
+            text = table[row, column.header].text()
+            reference = paper.get(row)
+            if column.paper is not None and reference is not None:
+                text += f" ({reference[column.paper] if isinstance(reference, tuple) else reference})"
+            shown.append(text)
         lines.append(f"| {label} | " + " | ".join(shown) + " |")
-        csv_rows.append([label] + [f"{v:.2f}" for v in values] + ["" if paper is None else paper])
-    test_examples = next(iter(runs.values()))["examples"]["test"]
-    warnings = [f"- {task}: {w}" for task, run in runs.items() for w in run["sanity"]["warnings"]]
-    lines += ["", f"Attacks at ε = {EPS} (L∞) on {test_examples} CIFAR-10 test images. The "
-              "paper reports only the FGSM column.", "",
-              "Sanity checks: " + ("all passed." if not warnings else "")] + warnings
-    text = "\n".join(lines) + "\n"
-    (results / "table2.md").write_text(text)
-    with open(results / "table2.csv", "w", newline="") as f:
-        csv.writer(f).writerows(csv_rows)
-    plot_table2(results / "table2.png", csv_rows, title)
+    flagged = sorted({f"- {row_labels[row]}, {header}: {message}"
+                      for (row, header), stat in table.items() for message in stat.failed})
+    lines += [""] + notes + ["", "Sanity checks: " + ("all passed." if not flagged else
+                                                      "† marks cells whose runs failed one:")]
+    return "\n".join(lines + flagged) + "\n"
+
+
+def write_csv(path: Path, row_labels: dict[str, str], columns: list[Column],
+              table: dict[tuple[str, str], Stat], paper: dict) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row"] + [f"{c.header} {part}" for c in columns
+                                   for part in ("mean", "spread", "seeds", "paper", "flagged")])
+        for row, label in row_labels.items():
+            values = []
+            for column in columns:
+                stat, reference = table[row, column.header], paper.get(row)
+                if column.paper is None or reference is None:
+                    reference = ""
+                elif isinstance(reference, tuple):
+                    reference = reference[column.paper]
+                values += [f"{stat.mean:.2f}", f"{stat.spread:.2f}", len(stat.values),
+                           reference, "yes" if stat.failed else ""]
+            writer.writerow([label] + values)
+
+
+def notes_for(runs: dict[str, dict], seeds: tuple[int, ...], pretrained_on: str) -> list[str]:
+    any_run = next(iter(runs.values()))
+    examples = any_run["examples"]["test"]
+    spread = (f"mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+              if len(seeds) > 1 else
+              f"one seed ({seeds[0]}); ± is the binomial standard error of an accuracy measured "
+              f"on {examples} test images")
+    return [f"Accuracy % ({spread}); the paper's number in parentheses. Attacks at ε = {EPS} "
+            f"(L∞) on {examples} test images: FGSM as in the paper, PGD-20 with step ε/4 and a "
+            "random start, worst case = an image counts only if neither FGSM nor PGD-20 broke it.",
+            f"Test data: {any_run.get('data_source') or 'not recorded'}. Encoders pretrained on "
+            f"{pretrained_on}."]
+
+
+def write_table(table_name: str, results: Path, profile: str, pretrain_data: str,
+                seeds: tuple[int, ...]) -> str:
+    cells = grid.cells_of(table_name, pretrain_data, seeds)
+    runs = load_runs(results, cells, table_name)
+    pretrained_on = pretraining_data(results, cells, pretrain_data)
+    if table_name == "table1":
+        row_labels = {"supervised": "supervised (no pretraining)",
+                      **{f: f"SimCLR, {f} labels" for f in grid.FRACTIONS},
+                      "random encoder": "random encoder, 100% labels"}
+        columns, paper = TABLE1_COLUMNS, PAPER_TABLE1
+        title = (f"Table 1: CIFAR-10 accuracy (%), profile `{profile}`, ours (paper)")
+        extra = ["'adv. FT' = fine-tuned with on-the-fly FGSM examples. SimCLR rows: linear "
+                 "probe; random encoder: the same probe on an untrained encoder; supervised: "
+                 "ResNet-18 trained from scratch."]
+    else:
+        row_labels = {task: TASK_NAMES[task] for task in grid.TABLE2_TASKS}
+        columns, paper = TABLE2_COLUMNS, PAPER_TABLE2
+        title = (f"Table 2: CIFAR-10 accuracy (%) after adversarial fine-tuning on "
+                 f"{grid.TABLE2_FRACTION} of the labels, profile `{profile}`, ours (paper)")
+        extra = ["'partial' = partial adversarial fine-tuning as in the paper (stem and the "
+                 "first two residual stages frozen: the first 10 conv layers; the rest and the "
+                 "prediction layer trained with FGSM examples); 'linear' = adversarial linear "
+                 "probe. The paper reports only the partial FGSM column."]
+    table = entries(cells, runs, list(row_labels), columns)
+    text = markdown(title, row_labels, columns, table, paper,
+                    notes_for(runs, seeds, pretrained_on) + extra)
+    (results / f"{table_name}.md").write_text(text)
+    write_csv(results / f"{table_name}.csv", row_labels, columns, table, paper)
+    bars(results / f"{table_name}.png", row_labels, columns, table, paper, title)
+    epsilon_curves(results / f"{table_name}_eps.png", cells, runs, row_labels, title)
     return text
 
 
-def plot_table2(path: Path, csv_rows: list[list], title: str) -> None:
+def bars(path: Path, row_labels: dict[str, str], columns: list[Column],
+         table: dict[tuple[str, str], Stat], paper: dict, title: str) -> None:
+    """Grouped bars per row with error bars (std over seeds, or binomial SE), the paper's
+    numbers as black ticks."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    header, rows = csv_rows[0], csv_rows[1:]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    width = 0.25
-    for k, column in enumerate(header[1:4]):
-        xs = [r + (k - 1) * width for r in range(len(rows))]
-        ax.bar(xs, [float(row[1 + k]) for row in rows], width, label=column)
-    paper = [(r, float(row[4])) for r, row in enumerate(rows) if row[4] != ""]
-    ax.scatter(*zip(*paper), marker="_", s=300, color="black", zorder=3, label="paper (FGSM)")
-    ax.set_xticks(range(len(rows)), [row[0].split(" (")[0] for row in rows])
+    fig, ax = plt.subplots(figsize=(12, 4.8))
+    width = 0.8 / len(columns)
+    for k, column in enumerate(columns):
+        xs = [r + (k - (len(columns) - 1) / 2) * width for r in range(len(row_labels))]
+        stats = [table[row, column.header] for row in row_labels]
+        ax.bar(xs, [s.mean for s in stats], width, yerr=[s.spread for s in stats], capsize=2,
+               label=column.header)
+        if column.paper is not None:
+            ticks = [(x, paper[row][column.paper] if isinstance(paper[row], tuple) else paper[row])
+                     for x, row in zip(xs, row_labels) if row in paper]
+            if ticks:
+                ax.scatter(*zip(*ticks), marker="_", s=200, color="black", zorder=3,
+                           label="paper" if column.paper == 0 else None)
+    ax.set_xticks(range(len(row_labels)), [label.split(",")[0] if len(label) > 24 else label
+                                           for label in row_labels.values()], fontsize=8)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_table1(path: Path, rows: list[Row], cells, title: str) -> None:
-    """Grouped bars of our four paper columns per row, the paper's numbers as black ticks."""
+def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],
+                   row_labels: dict[str, str], title: str) -> None:
+    """Robust accuracy against ε, FGSM and PGD-20 side by side, one curve per cell (mean over
+    seeds), measured on each run's ε-sweep subset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [i for i, column in enumerate(COLUMNS) if column[3] is not None]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    width = 0.8 / len(shown)
-    for k, column_index in enumerate(shown):
-        xs = [r + (k - (len(shown) - 1) / 2) * width for r in range(len(rows))]
-        ours = [row_cells[column_index][0] for row_cells in cells]
-        ax.bar(xs, ours, width, label=COLUMNS[column_index][0])
-        paper = [(x, row_cells[column_index][1]) for x, row_cells in zip(xs, cells)
-                 if row_cells[column_index][1] is not None]
-        if paper:
-            ax.scatter(*zip(*paper), marker="_", s=200, color="black", zorder=3,
-                       label="paper" if k == 0 else None)
-    ax.set_xticks(range(len(rows)), [row.label for row in rows])
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, ncol=3)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    columns = sorted({c.column for c in cells if c.evaluated})
+    for ax, attack in zip(axes, ("fgsm", "pgd")):
+        for row, label in row_labels.items():
+            for column in columns:
+                chosen = [runs[c.name] for c in cells if c.row == row and c.column == column]
+                if not chosen:
+                    continue
+                sweep = [r.get("subsets", {}).get("sweep", r["metrics"]) for r in chosen]
+                budgets = sorted({k.split("@")[1] for k in sweep[0] if k.startswith(attack + "@")},
+                                 key=lambda e: float(e.split("/")[0]))
+                budgets = [e for e in budgets if all(f"{attack}@{e}" in s for s in sweep)]
+                if not budgets:
+                    continue
+                means = [100 * statistics.fmean(s[f"{attack}@{e}"] for s in sweep)
+                         for e in budgets]
+                ax.plot([float(e.split("/")[0]) for e in budgets], means, marker="o",
+                        label=f"{label}, {column}")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("ε (/255)")
+        ax.set_title({"fgsm": "FGSM", "pgd": "PGD-20"}[attack])
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -243,18 +303,20 @@ def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m robust_ssl.report",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("table", choices=["table1", "table2"])
+    parser.add_argument("table", choices=sorted(grid.TABLES))
     parser.add_argument("--results", required=True)
-    parser.add_argument("--pretrain", default="cifar100")
     parser.add_argument("--profile", required=True)
+    parser.add_argument("--pretrain-data", default="cifar100")
+    parser.add_argument("--seeds", type=grid.non_negative, nargs="*",
+                        help="default: the profile's (as for the grid)")
     parser.add_argument("--wandb", choices=MODES, default=None,
                         help="offline (default, or $WANDB), online or off")
     args = parser.parse_args(argv)
     results = Path(args.results)
     try:
         mode = wandb_mode(args.wandb)
-        write = write_table1 if args.table == "table1" else write_table2
-        text = write(results, args.pretrain, args.profile)
+        text = write_table(args.table, results, args.profile, args.pretrain_data,
+                           grid.seeds_of(args))
     except RobustSSLError as error:
         print(f"robust-ssl: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -1,15 +1,85 @@
+"""The report on hand-made result files: statistics over seeds, the binomial standard error
+with one seed, sanity marks, the paper's numbers, and refusals."""
+
+import csv
+import json
+
+import pytest
 import yaml
 
-from robust_ssl.report import pretraining_data
+from robust_ssl import grid
+from robust_ssl.errors import RobustSSLError
+from robust_ssl.report import pretraining_data, write_table
+
+METRICS = ("clean", "fgsm@8/255", "pgd@8/255", "worst@8/255")
+
+
+def write_results(out, table, seeds, accuracy, examples=1000, failed=None):
+    """One JSON per evaluated cell; accuracy(cell) gives every metric of that cell."""
+    for cell in grid.cells_of(table, "cifar10", seeds):
+        if not cell.evaluated:
+            (out / cell.name).mkdir(parents=True, exist_ok=True)
+            (out / cell.name / "config.yaml").write_text(yaml.safe_dump(
+                {"data": {"init_args": {"dataset": "cifar10"}}}))
+            continue
+        value = accuracy(cell)
+        warnings = (failed or {}).get(cell.name, [])
+        sweep = {f"{a}@{e}/255": value / (1 + e) for a in ("fgsm", "pgd") for e in (1, 2, 8)}
+        (out / f"{cell.name}.json").write_text(json.dumps({
+            "seed": cell.seed, "metrics": {m: value for m in METRICS},
+            "subsets": {"sweep": sweep}, "examples": {"test": examples},
+            "sanity": {"passed": not warnings, "failed": ["x"] * len(warnings),
+                       "warnings": warnings},
+            "data_source": "'cifar10', image folder (JPG; /data/cifar10)"}))
+
+
+def test_two_seeds_give_mean_and_standard_deviation(tmp_path):
+    write_results(tmp_path, "table1", (0, 1), lambda cell: 0.40 if cell.seed == 0 else 0.50,
+                  failed={"supervised-adv-s1": ["FGSM accuracy 0.5 far above PGD 0.1"]})
+    text = write_table("table1", tmp_path, "quick", "cifar10", (0, 1))
+    assert "mean ± standard deviation over 2 seeds (0, 1)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| SimCLR, 10% labels"))
+    assert row.count("45.0 ± 7.1") == 8 and "45.0 ± 7.1 (61)" in row  # the paper's clean
+    supervised = next(line for line in text.splitlines() if line.startswith("| supervised"))
+    assert supervised.count("†") == 4  # the adversarial cell's four columns, and only those
+    assert "- supervised (no pretraining), FGSM, adv. FT: seed 1: FGSM accuracy 0.5" in text
+    assert "Test data: 'cifar10', image folder (JPG" in text and "CIFAR-10 train" in text
+    with open(tmp_path / "table1.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["row"] for r in rows][1] == "SimCLR, 1% labels"
+    assert rows[1]["clean mean"] == "45.00" and rows[1]["clean spread"] == "7.07"
+    assert rows[1]["clean seeds"] == "2" and rows[1]["clean paper"] == "58"
+    for chart in ("table1.png", "table1_eps.png"):
+        assert (tmp_path / chart).stat().st_size > 10_000
+
+
+def test_one_seed_reports_the_binomial_standard_error(tmp_path):
+    write_results(tmp_path, "table2", (0,), lambda cell: 0.45, examples=1000)
+    text = write_table("table2", tmp_path, "quick", "cifar10", (0,))
+    assert "one seed (0); ± is the binomial standard error" in text
+    simclr = next(line for line in text.splitlines() if line.startswith("| SimCLR"))
+    assert "45.0 ± 1.6 (38)" in simclr  # sqrt(0.45 * 0.55 / 1000) = 1.57%, paper's 38
+    assert "Sanity checks: all passed." in text
+
+
+def test_missing_results_are_named(tmp_path):
+    write_results(tmp_path, "table1", (0,), lambda cell: 0.5)
+    (tmp_path / "random-f100-adv-s0.json").unlink()
+    with pytest.raises(RobustSSLError, match="random-f100-adv-s0.json.*make table1"):
+        write_table("table1", tmp_path, "quick", "cifar10", (0,))
+    with pytest.raises(RobustSSLError, match="-s1.json"):  # another seed was never run
+        write_table("table1", tmp_path, "quick", "cifar10", (0, 1))
 
 
 def test_pretraining_data_is_read_from_the_pretraining_run_not_from_the_cell_name(tmp_path):
     """An image folder that happens to be called cifar10 is not labelled CIFAR-10."""
-    for name, dataset in (("cifar10", "cifar10"), ("folder-cifar10", "/elsewhere/cifar10")):
-        run = tmp_path / f"simclr-{name}"
+    for data, dataset in (("cifar10", "cifar10"), ("/elsewhere/cifar10", "/elsewhere/cifar10")):
+        cells = grid.cells_of("table1", data, (0,))
+        run = tmp_path / cells[0].name
         run.mkdir()
         (run / "config.yaml").write_text(yaml.safe_dump(
             {"data": {"init_args": {"dataset": dataset}}}))
-    assert pretraining_data(tmp_path, "simclr", "cifar10").startswith("CIFAR-10 train")
-    assert pretraining_data(tmp_path, "simclr", "folder-cifar10") == (
-        "image folder '/elsewhere/cifar10'")
+    assert pretraining_data(tmp_path, grid.cells_of("table1", "cifar10", (0,)),
+                            "cifar10").startswith("CIFAR-10 train")
+    assert pretraining_data(tmp_path, grid.cells_of("table1", "/elsewhere/cifar10", (0,)),
+                            "/elsewhere/cifar10") == "image folder '/elsewhere/cifar10'"

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import write_cifar_files, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ["supervised", "1%", "10%", "30%", "100%", "random encoder"]
+ROWS = ["supervised (no pretraining)", "SimCLR, 1% labels", "SimCLR, 10% labels",
+        "SimCLR, 30% labels", "SimCLR, 100% labels", "random encoder, 100% labels"]
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def finished_results(out: Path) -> dict[Path, tuple[int, str]]:
 def started(out: Path, stage: str) -> bool:
     """Whether a stage is under way: its config is written and its result is not there yet."""
     if stage == "pretraining":  # past its first epoch's checkpoint
-        cell = out / "simclr-cifar100"
+        cell = out / "simclr-cifar100-s0"
         return (cell / "checkpoints/last.ckpt").exists() and not (cell / "encoder.pt").exists()
     if stage == "fine-tuning":
         return any(not (c.parent / "classifier.ckpt").exists() for c in out.glob("*-f*/config.yaml"))
@@ -60,7 +62,7 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
     out = results / "smoke"
     kept: dict[Path, tuple[int, str]] = {}
     for stage in ("pretraining", "fine-tuning", "evaluation"):
-        process = make_table1(table_data, results, wandb="off")
+        process = make_table1(table_data, results, "off", "SEEDS=0 1")
         deadline = time.time() + 600
         while not started(out, stage) and process.poll() is None and time.time() < deadline:
             time.sleep(0.02)
@@ -70,29 +72,39 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
         kept.update(finished_results(out))
     assert not (out / "table1.md").exists()
 
-    second = make_table1(table_data, results, wandb="offline")
+    second = make_table1(table_data, results, "offline", "SEEDS=0 1")
     log = second.communicate(timeout=900)[0]
     assert second.returncode == 0, log[-3000:]
     assert finished_results(out).items() >= kept.items(), "a finished result was recomputed"
-    for result in out.glob("*.json"):
-        assert "metrics" in json.loads(result.read_text())
+    results_of = {p.stem: json.loads(p.read_text()) for p in out.glob("*-s[01].json")}
+    assert len(results_of) == 2 * 12
+    for result in results_of.values():  # the smoke profile covers the ε sweep and worst case
+        assert {"worst@8/255", "fgsm@2/255", "pgd@2/255"} <= set(result["metrics"])
+        assert result["examples"]["sweep_subset"] > 0
     for classifier in out.glob("*/classifier.ckpt"):
         assert "state_dict" in torch.load(classifier, weights_only=True)
 
     table = (out / "table1.md").read_text()
-    assert "CIFAR-100 train" in table
+    assert "CIFAR-100 train" in table and "over 2 seeds (0, 1)" in table
     with open(out / "table1.csv") as f:
-        rows = list(csv.reader(f))
-    assert [row[0] for row in rows[1:]] == ROWS
-    header = rows[0]
-    for row in rows[1:]:
-        ours = [float(v) for h, v in zip(header, row) if h != "labeled_data" and "(paper)" not in h]
-        assert len(ours) == 6 and all(0 <= v <= 100 for v in ours)
-    assert (out / "table1.png").stat().st_size > 10_000
+        rows = list(csv.DictReader(f))
+    assert [row["row"] for row in rows] == ROWS
+    for row in rows:
+        means = [float(v) for h, v in row.items() if h.endswith(" mean")]
+        assert len(means) == 8 and all(0 <= v <= 100 for v in means)
+        assert {v for h, v in row.items() if h.endswith(" seeds")} == {"2"}
+        supervised = [c for c in ("clean", "adv") if row["row"].startswith("supervised")]
+        for column in supervised:  # the row's mean is the mean of its two seeds' JSONs
+            name = f"supervised-{column}"
+            runs = [results_of[f"{name}-s{seed}"]["metrics"]["clean"] for seed in (0, 1)]
+            header = "clean" if column == "clean" else "clean, adv. FT"
+            assert float(row[f"{header} mean"]) == pytest.approx(50 * sum(runs), abs=0.01)
+    for chart in ("table1.png", "table1_eps.png"):
+        assert (out / chart).stat().st_size > 10_000
     assert list((out).glob("wandb/offline-run-*")), "the table was not logged to W&B"
 
     # Table 2 reuses Table 1's SimCLR encoder and its 30% adversarial cell
-    reused = out / "simclr-cifar100-f30-adv.json"
+    reused = out / "simclr-cifar100-f30-adv-s0.json"
     reused_mtime = reused.stat().st_mtime_ns
     third = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table2",
                             "PROFILE=smoke", f"DATA_DIR={table_data}", f"RESULTS={results}",
@@ -100,14 +112,17 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     assert reused.stat().st_mtime_ns == reused_mtime
     with open(out / "table2.csv") as f:
-        table2 = list(csv.reader(f))
-    assert [row[0].split(" ")[0] for row in table2[1:]] == ["Rotation", "Jigsaw", "SimCLR",
-                                                           "Multi-task"]
-    assert all(0 <= float(v) <= 100 for row in table2[1:] for v in row[1:4])
+        table2 = list(csv.DictReader(f))
+    assert [row["row"].split(" ")[0] for row in table2] == ["Rotation", "Jigsaw", "SimCLR",
+                                                            "Multi-task"]
+    assert all(0 <= float(row[f"{h} mean"]) <= 100 for row in table2
+               for h in ("FGSM, partial", "PGD-20, partial", "FGSM, linear"))
+    partial = yaml.safe_load((out / "jigsaw-cifar100-f30-partial-adv-s0/config.yaml").read_text())
+    assert partial["model"]["init_args"]["freeze"] == "partial"
 
     # A finished cell whose input changed is not presented as the new result: make stops and
     # names the change; RESTART=1 redoes that cell alone.
-    classifier = out / "supervised-clean/classifier.ckpt"
+    classifier = out / "supervised-clean-s0/classifier.ckpt"
     entry = torch.load(classifier, weights_only=True)
     entry["state_dict"]["classifier.bias"] += 1.0  # as if retrained by hand
     torch.save(entry, classifier)
@@ -120,7 +135,7 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
     log = restarted.communicate(timeout=300)[0]
     assert restarted.returncode == 0, log[-3000:]
     redone = {p for p, stamp in finished_results(out).items() if before.get(p) != stamp}
-    assert redone == {out / "supervised-clean.json"}
+    assert redone == {out / "supervised-clean-s0.json"}
 
 
 def test_without_data_or_network_it_stops_before_training(tmp_path):
@@ -138,7 +153,8 @@ def test_without_data_or_network_it_stops_before_training(tmp_path):
 def test_bad_variables_stop_make_before_anything_is_written(tmp_path):
     for variables in ([f"RESULTS={tmp_path / 'my results'}"],
                       [f"RESULTS={tmp_path / 'r'}", "PROFILE=fast"],
-                      [f"RESULTS={tmp_path / 'r'}", "WANDB=maybe"]):
+                      [f"RESULTS={tmp_path / 'r'}", "WANDB=maybe"],
+                      [f"RESULTS={tmp_path / 'r'}", "SEEDS=0 x"]):
         out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table1",
                               *variables], capture_output=True, text=True, timeout=60)
         assert out.returncode != 0, out.stdout
