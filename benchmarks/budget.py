@@ -1,5 +1,5 @@
 """Time budget of a profile: throughput of every kind of step it uses, and the projected minutes
-of each Table 1 cell and of the whole table.
+of each Table 1 cell and of the whole table, for one seed (SEEDS="0 1 2" takes three times it).
 
 Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 5]
        [--autoattack N] [--json FILE]
@@ -65,6 +65,10 @@ def settings(profile: str) -> dict:
                          pgd_steps=evaluate.get("pgd_steps", 20),
                          large_steps=evaluate.get("large_eps_steps", 10),
                          autoattack=evaluate.get("autoattack_examples", 0),
+                         # the ε sweep's other budgets, each FGSM + PGD, on its subset
+                         sweep_budgets=len([e for e in evaluate.get("sweep_epsilons", [])
+                                            if abs(e - EPS) > 1e-9]),
+                         sweep_examples=evaluate.get("sweep_examples"),
                          batch=init("evaluate", "data").get("eval_batch_size", 512)),
     }
 
@@ -162,6 +166,14 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
     rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"] = (
         e["batch"] / timer_fp32.seconds_per_step(evaluation_batch))
 
+    def sweep_batch():  # one budget of the ε sweep
+        for adversarial in (fgsm(classifier, x, y, EPS / 2),
+                            pgd(classifier, x, y, EPS / 2, EPS / 8, e["pgd_steps"])):
+            with torch.no_grad():
+                classifier(adversarial)
+    rates["ε sweep, one budget (FGSM, PGD)"] = e["batch"] / timer_fp32.seconds_per_step(
+        sweep_batch)
+
     def validation_batch():
         adversarial = fgsm(classifier, x, y, EPS)
         with torch.no_grad():
@@ -184,6 +196,8 @@ def project(config: dict, rates: dict) -> dict[str, float]:
         return epochs // every * images / rates["validation (clean, FGSM)"]
 
     evaluation = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
+    swept = min(e["test"], e["sweep_examples"] or e["test"])
+    evaluation += e["sweep_budgets"] * swept / rates["ε sweep, one budget (FGSM, PGD)"]
     if e["autoattack"]:
         evaluation += e["autoattack"] / rates.get("autoattack", float("nan"))
     s = config["simclr"]

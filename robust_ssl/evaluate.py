@@ -200,8 +200,8 @@ class AdversarialEvaluator(pl.LightningModule):
         records = {setting.key: (ran[i], right[i]) for i, setting in enumerate(self.settings)}
         if self.hparams.autoattack_examples > 0:
             records[key("autoattack", self.hparams.eps)] = self._autoattack(len(ran[0]))
-        metrics = {name: right[done].float().mean().item() if done.any() else float("nan")
-                   for name, (done, right) in records.items()}
+        metrics = {name: hits[done].float().mean().item() if done.any() else float("nan")
+                   for name, (done, hits) in records.items()}
         every = torch.ones_like(ran[0])
         metrics[key("worst", self.hparams.eps)] = worst_case(records, self.hparams.eps, every)
         subsets = {name: subset_metrics(records, self._mask(name, len(every)))

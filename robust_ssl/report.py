@@ -70,7 +70,7 @@ class Stat:
 
     values: list[float]
     examples: int
-    failed: list[str] = field(default_factory=list)  # "seed s: message" of failed checks
+    failed: list[str] = field(default_factory=list)  # "<run> run, seed s: message"
 
     @property
     def mean(self) -> float:
@@ -115,7 +115,8 @@ def entries(cells: list[grid.Cell], runs: dict[str, dict], rows: list[str],
             table[row, column.header] = Stat(
                 [100 * r["metrics"][column.metric] for r in results],
                 min(r["examples"]["test"] for r in results),
-                [f"seed {r['seed']}: {w}" for r in results for w in r["sanity"]["warnings"]])
+                [f"{column.cell_column} run, seed {r['seed']}: {w}" for r in results
+                 for w in r["sanity"]["warnings"]])
     return table
 
 
@@ -144,10 +145,12 @@ def markdown(title: str, row_labels: dict[str, str], columns: list[Column],
                 text += f" ({reference[column.paper] if isinstance(reference, tuple) else reference})"
             shown.append(text)
         lines.append(f"| {label} | " + " | ".join(shown) + " |")
-    flagged = sorted({f"- {row_labels[row]}, {header}: {message}"
-                      for (row, header), stat in table.items() for message in stat.failed})
-    lines += [""] + notes + ["", "Sanity checks: " + ("all passed." if not flagged else
-                                                      "† marks cells whose runs failed one:")]
+    flagged = sorted({f"- {row_labels[row]}, {message}"
+                      for (row, _), stat in table.items() for message in stat.failed})
+    for note in notes:
+        lines += ["", note]
+    lines += ["", "Sanity checks: " + ("all passed." if not flagged else
+                                       "† marks the entries of runs that failed one:")]
     return "\n".join(lines + flagged) + "\n"
 
 
