@@ -256,7 +256,8 @@ def bars(path: Path, row_labels: dict[str, str], columns: list[Column],
 def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],
                    row_labels: dict[str, str], title: str) -> None:
     """Robust accuracy against ε, FGSM and PGD-20 side by side, one curve per cell (mean over
-    seeds), measured on each run's ε-sweep subset."""
+    seeds; colour = row, line style = column), measured on each run's ε-sweep subset, at the
+    budgets both attacks ran (not the large-ε masking check)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,6 +265,8 @@ def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     columns = sorted({c.column for c in cells if c.evaluated})
+    styles = dict(zip(columns, ("-", "--", ":", "-.")))
+    colours = dict(zip(row_labels, plt.get_cmap("tab10").colors))
     for ax, attack in zip(axes, ("fgsm", "pgd")):
         for row, label in row_labels.items():
             for column in columns:
@@ -273,13 +276,14 @@ def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],
                 sweep = [r.get("subsets", {}).get("sweep", r["metrics"]) for r in chosen]
                 budgets = sorted({k.split("@")[1] for k in sweep[0] if k.startswith(attack + "@")},
                                  key=lambda e: float(e.split("/")[0]))
-                budgets = [e for e in budgets if all(f"{attack}@{e}" in s for s in sweep)]
+                budgets = [e for e in budgets
+                           if all(f"{a}@{e}" in s for s in sweep for a in ("fgsm", "pgd"))]
                 if not budgets:
                     continue
                 means = [100 * statistics.fmean(s[f"{attack}@{e}"] for s in sweep)
                          for e in budgets]
                 ax.plot([float(e.split("/")[0]) for e in budgets], means, marker="o",
-                        label=f"{label}, {column}")
+                        color=colours[row], linestyle=styles[column], label=f"{label}, {column}")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("ε (/255)")
         ax.set_title({"fgsm": "FGSM", "pgd": "PGD-20"}[attack])
