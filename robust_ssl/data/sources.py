@@ -236,10 +236,12 @@ class ImageFolder:
         self.cache_name = f"{root.name}-folder-{_path_hash(root)}"
 
     def describe(self) -> str:
-        suffixes = sorted({p.suffix.lower().lstrip(".").upper() for p in
-                           self.root.glob("train/*/*") if p.suffix.lower() in IMAGE_SUFFIXES})
+        # the format of the first class's first image, not a walk over every file
+        folder = self.root if self.flat else self.root / "train" / self.classes("train")[0]
+        first = next(iter(_images_in(folder)), None)
+        suffix = first.suffix.lstrip(".").upper() if first else "images"
         kind = "flat image folder" if self.flat else "image folder"
-        return f"'{self.root.name}', {kind} ({', '.join(suffixes) or 'images'}; {self.root})"
+        return f"'{self.root.name}', {kind} ({suffix}; {self.root})"
 
     @property
     def flat(self) -> bool:
