@@ -9,7 +9,7 @@ INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test clean-venv table1 table2 check-data
+.PHONY: install test clean-venv table1 table2 curve check-data
 
 install: $(VENV)/.installed
 
@@ -40,11 +40,15 @@ RESTART ?= 0
 RESIZE ?= 0
 # every cell runs once per seed; the tables give mean ± std over them
 SEEDS ?= $(if $(filter paper,$(PROFILE)),0 1 2,0)
+# `make curve`: SimCLR's pretraining epochs probed and the supervised baseline's budgets
+# (empty: the profile's, robust_ssl/grid.py); more epochs continue the existing run
+CURVE_EPOCHS ?=
+SUPERVISED_EPOCHS ?=
 export WANDB
 
 # Bad variables stop here, before anything is written. Make splits file names at spaces, so
 # paths that become targets (RESULTS, PRETRAIN_DATA) may not have any; DATA_DIR is quoted.
-ifneq ($(filter table1 table2 check-data,$(MAKECMDGOALS)),)
+ifneq ($(filter table1 table2 curve check-data,$(MAKECMDGOALS)),)
 ifeq ($(filter $(PROFILE),paper quick smoke),)
 $(error PROFILE=$(PROFILE) is unknown: choose paper, quick or smoke)
 endif
@@ -56,6 +60,9 @@ $(error RESULTS='$(RESULTS)' contains a space or is empty, which make cannot han
 endif
 ifneq ($(shell echo '$(SEEDS)' | grep -Eqx ' *[0-9]+( +[0-9]+)* *' && echo ok),ok)
 $(error SEEDS='$(SEEDS)' is not a list of seeds: give non-negative integers, e.g. SEEDS="0 1 2")
+endif
+ifneq ($(shell echo '$(CURVE_EPOCHS) $(SUPERVISED_EPOCHS)' | grep -Eqx ' *([1-9][0-9]* *)*' && echo ok),ok)
+$(error CURVE_EPOCHS='$(CURVE_EPOCHS)' SUPERVISED_EPOCHS='$(SUPERVISED_EPOCHS)' are not lists of epochs: give positive integers, e.g. CURVE_EPOCHS="1 2 4 8")
 endif
 ifneq ($(words $(PRETRAIN_DATA)),1)
 $(error PRETRAIN_DATA='$(PRETRAIN_DATA)' contains a space or is empty: use a path without spaces, e.g. a symbolic link to it)

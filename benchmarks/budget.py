@@ -1,5 +1,6 @@
 """Time budget of a profile: throughput of every kind of step it uses, and the projected minutes
-of each Table 1 cell and of the whole table, for one seed (SEEDS="0 1 2" takes three times it).
+of each Table 1 cell and of the whole table, and of the pretraining-budget curve (`make curve`,
+the profile's default budgets), for one seed (SEEDS="0 1 2" takes three times it).
 
 Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 5]
        [--autoattack N] [--json FILE]
@@ -25,6 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from robust_ssl import grid
 from robust_ssl.attacks import autoattack, fgsm, pgd, random_sign_noise
 from robust_ssl.data.augment import CropFlip
 from robust_ssl.finetune import FineTuner
@@ -219,6 +221,35 @@ def project(config: dict, rates: dict) -> dict[str, float]:
     return minutes
 
 
+def project_curve(config: dict, rates: dict, epochs: tuple[int, ...],
+                  supervised_epochs: tuple[int, ...]) -> dict[str, float]:
+    """Minutes of the budget curve (grid.curve): SimCLR on every image up to the last budget,
+    the two 100% probes of each export, the supervised runs of each budget; evaluations
+    without the ε sweep."""
+    f, sup, e, s = config["finetune"], config["supervised"], config["evaluate"], config["simclr"]
+    evaluation = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
+    if e["autoattack"]:
+        evaluation += e["autoattack"] / rates.get("autoattack", float("nan"))
+
+    def validation(batches):  # once, after the last epoch (the curve's runs validate there)
+        images = VALIDATION if batches is None else min(VALIDATION, batches * f["eval_batch"])
+        return images / rates["validation (clean, FGSM)"]
+
+    probe_val, sup_val = validation(f["val_batches"]), validation(sup["val_batches"])
+    steps = PRETRAIN_IMAGES // s["batch"]
+    seconds = {
+        "pretraining": max(epochs) * steps * 2 * s["batch"] / rates["simclr"],
+        "probes": len(epochs) * (LABELED_POOL / rates["encode (cached probe)"]
+                                 + f["epochs"] * LABELED_POOL / rates["probe, FGSM"]
+                                 + 2 * (probe_val + evaluation)),
+        "supervised": sum(supervised_epochs) * LABELED_POOL * (1 / rates["supervised, clean"]
+                                                             + 1 / rates["supervised, FGSM"])
+                      + len(supervised_epochs) * 2 * (sup_val + evaluation)}
+    minutes = {part: value / 60 for part, value in seconds.items()}
+    minutes["curve"] = sum(minutes.values())
+    return minutes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=["paper", "quick"], required=True)
@@ -244,10 +275,16 @@ def main() -> None:
           "included):")
     for cell, value in minutes.items():
         print(f"  {cell:28s} {value:8.1f}")
+    budgets = grid.CURVE_EPOCHS[args.profile], grid.SUPERVISED_EPOCHS[args.profile]
+    curve = project_curve(config, rates, *budgets)
+    print(f"projected minutes of the curve (SimCLR epochs {budgets[0]}, supervised {budgets[1]}):")
+    for part, value in curve.items():
+        print(f"  {part:28s} {value:8.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"profile": args.profile, "device": name, "rates_per_s": rates,
-                       "projected_minutes": minutes}, f, indent=2)
+                       "projected_minutes": minutes, "projected_curve_minutes": curve},
+                      f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-# The recipes of the paper's tables, included by the Makefile. The cells of every table are
-# described once, in robust_ssl/grid.py: `python -m robust_ssl.grid <table>` runs them in
-# order, each in a process of its own, and the report reads the same description.
+# The recipes of the paper's tables and of the pretraining-budget curve, included by the
+# Makefile. The cells of every table are described once, in robust_ssl/grid.py: `python -m
+# robust_ssl.grid <table>` runs them in order, each in a process of its own, and the report
+# reads the same description.
 #
 # run.py decides for each cell from the fingerprint of its config and input files
 # (robust_ssl/rundir.py) whether its result is up to date (then it returns at once), missing or
@@ -12,7 +13,11 @@ GRID_ARGS = --profile $(PROFILE) --results '$(OUT)' --data-dir '$(DATA_DIR)' \
     --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) \
     $(if $(filter 1,$(RESTART)),--restart) $(if $(filter 1,$(RESIZE)),--resize)
 
-table1 table2: | $(INSTALLED) check-data
-	$(PY) -m robust_ssl.grid $@ $(GRID_ARGS)
+# the budget curve's epochs (curve only; empty = the profile's)
+BUDGET_ARGS = $(if $(filter curve,$@),$(if $(strip $(CURVE_EPOCHS)),--epochs $(CURVE_EPOCHS)) \
+    $(if $(strip $(SUPERVISED_EPOCHS)),--supervised-epochs $(SUPERVISED_EPOCHS)))
+
+table1 table2 curve: | $(INSTALLED) check-data
+	$(PY) -m robust_ssl.grid $@ $(GRID_ARGS) $(BUDGET_ARGS)
 	$(PY) -m robust_ssl.report $@ --results '$(OUT)' --profile $(PROFILE) \
-	    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS)
+	    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) $(BUDGET_ARGS)

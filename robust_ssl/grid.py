@@ -8,6 +8,7 @@ this file; the runner and the report follow.
 
     python -m robust_ssl.grid table1 --profile quick --results results/quick \
         --data-dir data --pretrain-data cifar10 --seeds 0 1
+    python -m robust_ssl.grid curve --profile quick ... --epochs 1 2 4 8 16
 """
 
 from __future__ import annotations
@@ -23,12 +24,23 @@ TRAININGS = ("clean", "adv")  # without and with on-the-fly FGSM examples
 TABLE2_TASKS = ("rotation", "jigsaw", "simclr", "multitask")
 TABLE2_FRACTION = "30%"
 DEFAULT_SEEDS = {"paper": (0, 1, 2), "quick": (0,), "smoke": (0,)}
+# The budget curve: SimCLR's encoder exported after these many pretraining epochs, and the
+# supervised baseline trained from scratch for these many epochs (quick: its cost grows with
+# the sum of the budgets, 5 min per epoch for the clean and FGSM runs together).
+CURVE_EPOCHS = {"paper": (1, 2, 4, 8, 16, 32, 64, 100), "quick": (1, 2, 4, 8, 16),
+                "smoke": (1, 2)}
+SUPERVISED_EPOCHS = {"paper": CURVE_EPOCHS["paper"], "quick": (1, 2, 4), "smoke": (1,)}
+# One pretraining run on every image, with a constant learning rate, so that the encoder after
+# e epochs is the same in any curve that reaches e: a longer curve continues a shorter one.
+CURVE_PRETRAINING = ("data.fraction=1.0", "model.final_lr_ratio=1.0")
+NO_EPSILON_SWEEP = ("model.sweep_epsilons=[]",)  # the curve has no ε axis
 
 
 @dataclass(frozen=True)
 class Cell:
     """One run. `row` and `column` place its result in the report; `encoder` names the
-    pretraining cell whose encoder.pt it fine-tunes (None: random weights)."""
+    pretraining cell whose encoder.pt it fine-tunes (None: random weights); `continues`
+    names the pretraining cell it picks up from, as a resumed run would."""
 
     name: str
     stage: str  # pretrain | finetune | supervised
@@ -38,6 +50,8 @@ class Cell:
     encoder: str | None = None
     row: str | None = None
     column: str | None = None
+    continues: str | None = None  # a pretraining cell whose last checkpoint this one trains on
+    evaluate_overrides: tuple[str, ...] = ()
 
     @property
     def evaluated(self) -> bool:
@@ -48,6 +62,11 @@ def pretrain_name(pretrain_data: str) -> str:
     """The name cells use for the pretraining data: an image folder given by its path gets
     names of its own (folder-<name>), never those of cifar10 or cifar100."""
     return f"folder-{Path(pretrain_data).name}" if "/" in pretrain_data else pretrain_data
+
+
+def adversarial(training: str) -> str:
+    """The override of a cell trained without ('clean') or with ('adv') FGSM examples."""
+    return f"model.adversarial={str(training == 'adv').lower()}"
 
 
 def pretraining(task: str, pretrain: str, seed: int) -> Cell:
@@ -61,8 +80,7 @@ def fine_tuning(task: str, pretrain: str, seed: int, fraction: str, training: st
     kind = "" if freeze == "linear" else f"-{freeze}"
     return Cell(f"{task}-{pretrain}-f{fraction.rstrip('%')}{kind}-{training}-s{seed}",
                 "finetune", seed,
-                overrides=(f"data.fraction={FRACTIONS[fraction]}",
-                           f"model.adversarial={str(training == 'adv').lower()}",
+                overrides=(f"data.fraction={FRACTIONS[fraction]}", adversarial(training),
                            f"model.freeze={freeze}"),
                 encoder=pretraining(task, pretrain, seed).name, row=row, column=column)
 
@@ -74,13 +92,13 @@ def table1(pretrain: str, seeds: tuple[int, ...]) -> list[Cell]:
     for seed in seeds:
         cells.append(pretraining("simclr", pretrain, seed))
         for training in TRAININGS:
-            adversarial = f"model.adversarial={str(training == 'adv').lower()}"
             cells.append(Cell(f"supervised-{training}-s{seed}", "supervised", seed,
-                              overrides=(adversarial,), row="supervised", column=training))
+                              overrides=(adversarial(training),), row="supervised",
+                              column=training))
             cells += [fine_tuning("simclr", pretrain, seed, fraction, training, row=fraction,
                                   column=training) for fraction in FRACTIONS]
             cells.append(Cell(f"random-f100-{training}-s{seed}", "finetune", seed,
-                              overrides=("data.fraction=1.0", adversarial,
+                              overrides=("data.fraction=1.0", adversarial(training),
                                          "model.encoder_path=null"),
                               row="random encoder", column=training))
     return cells
@@ -99,11 +117,54 @@ def table2(pretrain: str, seeds: tuple[int, ...]) -> list[Cell]:
     return cells
 
 
-TABLES = {"table1": table1, "table2": table2}
+def curve(pretrain: str, seeds: tuple[int, ...], epochs: tuple[int, ...],
+          supervised_epochs: tuple[int, ...]) -> list[Cell]:
+    """The claim against the pretraining budget: one SimCLR run cut into segments that end at
+    each of `epochs` (each continues the previous one and exports its encoder), Table 1's
+    100%-label probe of every export, clean and with FGSM examples; and the supervised
+    baseline trained from scratch for each of `supervised_epochs` (the same number of passes
+    over the training images), clean and with FGSM examples. Row = epochs."""
+    cells = []
+    for seed in seeds:
+        previous = None
+        for epoch in epochs:
+            segment = Cell(f"simclr-{pretrain}-e{epoch}-s{seed}", "pretrain", seed,
+                           overrides=CURVE_PRETRAINING + (f"trainer.max_epochs={epoch}",),
+                           task="simclr", row=str(epoch), continues=previous)
+            cells.append(segment)
+            for training in TRAININGS:
+                cells.append(Cell(
+                    f"simclr-{pretrain}-e{epoch}-f100-{training}-s{seed}", "finetune", seed,
+                    overrides=("data.fraction=1.0", adversarial(training), "model.freeze=linear"),
+                    encoder=segment.name, row=str(epoch), column=f"probe-{training}",
+                    evaluate_overrides=NO_EPSILON_SWEEP))
+            previous = segment.name
+        for epoch in supervised_epochs:
+            for training in TRAININGS:
+                cells.append(Cell(
+                    f"supervised-e{epoch}-{training}-s{seed}", "supervised", seed,
+                    overrides=(adversarial(training), f"trainer.max_epochs={epoch}",
+                               f"trainer.check_val_every_n_epoch={epoch}"),
+                    row=str(epoch), column=f"supervised-{training}",
+                    evaluate_overrides=NO_EPSILON_SWEEP))
+    return cells
 
 
-def cells_of(table: str, pretrain_data: str, seeds: tuple[int, ...]) -> list[Cell]:
-    return TABLES[table](pretrain_name(pretrain_data), tuple(seeds))
+TABLES = {"table1": table1, "table2": table2, "curve": curve}
+
+
+def cells_of(table: str, pretrain_data: str, seeds: tuple[int, ...],
+             epochs: tuple[int, ...] = (), supervised_epochs: tuple[int, ...] = ()) -> list[Cell]:
+    """A table's cells; `epochs` and `supervised_epochs` are the curve's budgets."""
+    pretrain = pretrain_name(pretrain_data)
+    if table == "curve":
+        return curve(pretrain, tuple(seeds), budgets(epochs), budgets(supervised_epochs))
+    return TABLES[table](pretrain, tuple(seeds))
+
+
+def budgets(epochs) -> tuple[int, ...]:
+    """Ascending and each once: a segment continues the one before it."""
+    return tuple(sorted(set(epochs)))
 
 
 def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
@@ -119,9 +180,12 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
         sets.append(f"data.dataset={args.pretrain_data}")
     if cell.encoder is not None:
         sets.append(f"model.encoder_path={results / cell.encoder / 'encoder.pt'}")
+    if cell.continues is not None:
+        call += ["--continue-from", str(results / cell.continues / "checkpoints" / "last.ckpt")]
     if cell.evaluated:
         call += ["--evaluate-output", str(results / f"{cell.name}.json")]
-        call += [part for item in data_sets for part in ("--evaluate-set", item)]
+        call += [part for item in data_sets + list(cell.evaluate_overrides)
+                 for part in ("--evaluate-set", item)]
     call += [part for item in sets for part in ("--set", item)]
     if args.restart:
         call.append("--restart")
@@ -133,7 +197,7 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
 def run_table(args: argparse.Namespace) -> int:
     """Run every cell in order, each in a process of its own (run.py skips those whose result
     is up to date); stop at the first that fails, with its exit status."""
-    cells = cells_of(args.table, args.pretrain_data, seeds_of(args))
+    cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args))
     for number, cell in enumerate(cells, 1):
         print(f"[{number}/{len(cells)}] {cell.name}", flush=True)
         status = subprocess.call(command(cell, args, args.table))
@@ -146,11 +210,34 @@ def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
     return tuple(args.seeds) if args.seeds else DEFAULT_SEEDS.get(args.profile, (0,))
 
 
+def epochs_of(args: argparse.Namespace) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The curve's (pretraining, supervised) budgets: as given, else the profile's."""
+    given = getattr(args, "epochs", None), getattr(args, "supervised_epochs", None)
+    defaults = CURVE_EPOCHS.get(args.profile, ()), SUPERVISED_EPOCHS.get(args.profile, ())
+    return tuple(tuple(g) if g else d for g, d in zip(given, defaults))
+
+
 def non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"seed {value} is negative: seeds are 0, 1, 2, ...")
     return value
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} epochs: a budget is 1 epoch or more")
+    return value
+
+
+def add_budget_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=positive, nargs="*",
+                   help="curve: SimCLR's pretraining epochs at which its encoder is probed "
+                   f"(default per profile: {CURVE_EPOCHS})")
+    p.add_argument("--supervised-epochs", type=positive, nargs="*",
+                   help="curve: the supervised baseline's training budgets "
+                   f"(default per profile: {SUPERVISED_EPOCHS})")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -163,6 +250,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain-data", default="cifar100")
     p.add_argument("--seeds", type=non_negative, nargs="*",
                    help="default: 0 1 2 for the paper profile, 0 otherwise")
+    add_budget_arguments(p)
     p.add_argument("--resize", action="store_true")
     p.add_argument("--restart", action="store_true")
     p.add_argument("--wandb", choices=("offline", "online", "off"))

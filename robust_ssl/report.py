@@ -4,6 +4,8 @@ paper's numbers.
     python -m robust_ssl.report table1 --results results/quick --profile quick \
         --pretrain-data cifar10 --seeds 0 1
 
+(`curve` is the pretraining-budget curve, written by curve.py.)
+
 writes <table>.md, <table>.csv, <table>.png (bars with error bars) and <table>_eps.png
 (robust accuracy against ε, one curve per cell) into the results directory, prints the table,
 and (unless --wandb off) logs it to W&B as a wandb.Table. Each number is the mean over the
@@ -315,14 +317,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pretrain-data", default="cifar100")
     parser.add_argument("--seeds", type=grid.non_negative, nargs="*",
                         help="default: the profile's (as for the grid)")
+    grid.add_budget_arguments(parser)
     parser.add_argument("--wandb", choices=MODES, default=None,
                         help="offline (default, or $WANDB), online or off")
     args = parser.parse_args(argv)
     results = Path(args.results)
     try:
         mode = wandb_mode(args.wandb)
-        text = write_table(args.table, results, args.profile, args.pretrain_data,
-                           grid.seeds_of(args))
+        if args.table == "curve":
+            from robust_ssl.curve import write_curve  # it builds on this module
+
+            text = write_curve(results, args.profile, args.pretrain_data, grid.seeds_of(args),
+                               *grid.epochs_of(args))
+        else:
+            text = write_table(args.table, results, args.profile, args.pretrain_data,
+                               grid.seeds_of(args))
     except RobustSSLError as error:
         print(f"robust-ssl: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -9,6 +9,8 @@ interrupted resumes from `<run_dir>/checkpoints/last.ckpt`, but only when it was
 under the same config: a run directory holds the results of one config (see rundir.py).
 
     python -m robust_ssl.run pretrain  --profile quick --run-dir R [--task rotation] [--set ...]
+    python -m robust_ssl.run pretrain  --profile quick --run-dir R2 --set trainer.max_epochs=8 \
+        --continue-from R/checkpoints/last.ckpt       # epochs 5..8 of R's run, in R2
     python -m robust_ssl.run finetune  --profile quick --run-dir R --set data.fraction=0.1 \
         [--evaluate-output R.json]
     python -m robust_ssl.run evaluate  --profile quick --run-dir R --output R.json
@@ -23,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -99,7 +102,7 @@ def input_files(args: argparse.Namespace, config: dict) -> dict[str, str | None]
         return {"model.checkpoint": model.get("checkpoint")}
     if args.stage in ("finetune", "supervised"):
         return {"model.encoder_path": model.get("encoder_path")}
-    return {}
+    return {"continue_from": getattr(args, "continue_from", None)}
 
 
 def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
@@ -108,6 +111,8 @@ def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     the stage's final result is already there, made by this very config."""
     run_dir = Path(args.run_dir)
     config = resolve(args, run_dir)
+    if getattr(args, "continue_from", None):
+        check_continuable(Path(args.continue_from), config)
     ensure_writable(run_dir)
     if args.stage == "evaluate":
         ensure_writable(Path(args.output).resolve().parent)
@@ -144,6 +149,9 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
         check_resumable(last)
         print(f"resuming {run_dir.name} from {last}", flush=True)
         cli_args += ["--ckpt_path", str(last)]
+    elif getattr(args, "continue_from", None):
+        print(f"continuing {run_dir.name} from {args.continue_from}", flush=True)
+        cli_args += ["--ckpt_path", str(args.continue_from)]
     print(f"$ robust-ssl {' '.join(cli_args)}", flush=True)
     start = time.perf_counter()
     cli = run_cli(cli_args)
@@ -154,6 +162,26 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
     (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
     if args.stage == "evaluate":
         print(summary_line(Path(args.output), run_dir), flush=True)
+
+
+def check_continuable(checkpoint: Path, config: dict) -> None:
+    """A run continued from a shorter one's checkpoint is that run made longer only if its
+    learning rate does not depend on the run's length (a decay to `final_lr_ratio` over the
+    run would have decayed otherwise) and if it adds epochs (one that already has
+    `max_epochs` would end at once and export the earlier encoder under the later budget)."""
+    ratio = config["model"].get("init_args", {}).get("final_lr_ratio")
+    if ratio != 1.0:
+        raise RobustSSLError(f"continuing a run needs a learning rate that does not depend on "
+                             f"the run's length: set model.final_lr_ratio=1.0 (it is {ratio})")
+    if not checkpoint.is_file():
+        raise RobustSSLError(f"cannot continue from '{checkpoint}': no such checkpoint; run the "
+                             "shorter pretraining that writes it first")
+    check_resumable(checkpoint)
+    done = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"] + 1
+    max_epochs = config["trainer"].get("max_epochs")
+    if max_epochs is None or max_epochs <= done:
+        raise RobustSSLError(f"'{checkpoint}' has {done} epochs already: continue it with "
+                             f"trainer.max_epochs above {done}, not {max_epochs}")
 
 
 def evaluation_of(args: argparse.Namespace) -> argparse.Namespace:
@@ -210,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
         if stage == "pretrain":
             p.add_argument("--task", default="simclr",
                            help="the pretext task: experiments/<profile>/<task>.yaml")
+            p.add_argument("--continue-from", metavar="CKPT",
+                           help="train on from this checkpoint of a shorter run of the same "
+                           "config (the budget curve's segments); its hash is on record")
         p.add_argument("--restart", action="store_true",
                        help="delete this stage's outputs if another config made them, then run")
     data = sub.add_parser("check-data")

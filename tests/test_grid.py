@@ -5,14 +5,19 @@ import argparse
 from robust_ssl import grid
 
 
-def test_every_cell_comes_after_the_encoder_it_reads_and_names_are_unique():
+def test_every_cell_comes_after_the_cells_it_reads_and_names_are_unique():
+    every = []
     for table in grid.TABLES:
-        cells = grid.cells_of(table, "cifar10", (0, 1))
+        cells = grid.cells_of(table, "cifar10", (0, 1), (1, 2, 4), (1, 2))
+        assert cells
         names = [cell.name for cell in cells]
         assert len(names) == len(set(names))
         for position, cell in enumerate(cells):
-            if cell.encoder is not None:
-                assert cell.encoder in names[:position]
+            for needed in (cell.encoder, cell.continues):
+                assert needed is None or needed in names[:position]
+        every += cells
+    # a cell name means one thing in a results directory that holds every table
+    assert len({c.name: c for c in every}) == len({(c.name, c.overrides) for c in every})
 
 
 def test_seeds_repeat_every_cell_and_only_the_seed_differs():
@@ -57,3 +62,56 @@ def test_default_seeds_follow_the_profile():
     def seeds(profile, given=None):
         return grid.seeds_of(argparse.Namespace(profile=profile, seeds=given))
     assert seeds("paper") == (0, 1, 2) and seeds("quick") == (0,) and seeds("smoke", [4]) == (4,)
+
+
+def test_the_curve_is_one_pretraining_in_segments_with_table1s_probe_of_each_export():
+    cells = grid.cells_of("curve", "cifar10", (0,), (4, 1, 2), (1, 2))
+    segments = [c for c in cells if c.stage == "pretrain"]
+    assert [c.name for c in segments] == ["simclr-cifar10-e1-s0", "simclr-cifar10-e2-s0",
+                                          "simclr-cifar10-e4-s0"]
+    assert [c.continues for c in segments] == [None, "simclr-cifar10-e1-s0",
+                                               "simclr-cifar10-e2-s0"]
+    for segment in segments:  # every image, a learning rate that does not depend on the end
+        assert {"data.fraction=1.0", "model.final_lr_ratio=1.0",
+                f"trainer.max_epochs={segment.row}"} <= set(segment.overrides)
+    probes = [c for c in cells if c.column and c.column.startswith("probe")]
+    assert len(probes) == 6 and {c.encoder for c in probes} == {c.name for c in segments}
+    table1_probe = {c.name: c for c in grid.cells_of("table1", "cifar10", (0,))}
+    for probe in probes:
+        training = probe.column.split("-")[1]
+        same = table1_probe[f"simclr-cifar10-f100-{training}-s0"]
+        assert set(probe.overrides) == set(same.overrides)
+    supervised = [c for c in cells if c.stage == "supervised"]
+    assert sorted((c.row, c.column) for c in supervised) == [
+        ("1", "supervised-adv"), ("1", "supervised-clean"),
+        ("2", "supervised-adv"), ("2", "supervised-clean")]
+    assert all(f"trainer.max_epochs={c.row}" in c.overrides for c in supervised)
+
+
+def test_a_longer_curve_keeps_the_cells_of_a_shorter_one():
+    short = grid.cells_of("curve", "cifar10", (0,), (1, 2), (1,))
+    longer = grid.cells_of("curve", "cifar10", (0,), (1, 2, 4, 8), (1, 2))
+    assert set(short) <= set(longer)
+
+
+def test_a_curve_segments_command_continues_the_previous_checkpoint(tmp_path):
+    args = argparse.Namespace(profile="quick", results=str(tmp_path), data_dir="d",
+                              pretrain_data="cifar10", resize=False, restart=False, wandb=None)
+    cells = {c.name: c for c in grid.cells_of("curve", "cifar10", (0,), (1, 2), (1,))}
+    second = " ".join(grid.command(cells["simclr-cifar10-e2-s0"], args, "curve"))
+    assert f"--continue-from {tmp_path}/simclr-cifar10-e1-s0/checkpoints/last.ckpt" in second
+    assert "--continue-from" not in " ".join(grid.command(cells["simclr-cifar10-e1-s0"], args,
+                                                          "curve"))
+    probe = " ".join(grid.command(cells["simclr-cifar10-e2-f100-adv-s0"], args, "curve"))
+    assert "--evaluate-set model.sweep_epsilons=[]" in probe
+
+
+def test_default_budgets_follow_the_profile_and_are_sorted():
+    def budgets(profile, epochs=None, supervised=None):
+        return grid.epochs_of(argparse.Namespace(profile=profile, epochs=epochs,
+                                                 supervised_epochs=supervised))
+    assert budgets("quick") == ((1, 2, 4, 8, 16), (1, 2, 4))
+    assert budgets("paper")[0][-1] == 100
+    assert budgets("smoke", [3, 1]) == ((3, 1), (1,))
+    assert [c.row for c in grid.cells_of("curve", "cifar10", (0,), (3, 1, 3), ())
+            if c.stage == "pretrain"] == ["1", "3"]

@@ -9,14 +9,15 @@ import yaml
 
 from robust_ssl import grid
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.curve import write_curve
 from robust_ssl.report import pretraining_data, write_table
 
 METRICS = ("clean", "fgsm@8/255", "pgd@8/255", "worst@8/255")
 
 
-def write_results(out, table, seeds, accuracy, examples=1000, failed=None):
+def write_results(out, table, seeds, accuracy, examples=1000, failed=None, budgets=((), ())):
     """One JSON per evaluated cell; accuracy(cell) gives every metric of that cell."""
-    for cell in grid.cells_of(table, "cifar10", seeds):
+    for cell in grid.cells_of(table, "cifar10", seeds, *budgets):
         if not cell.evaluated:
             (out / cell.name).mkdir(parents=True, exist_ok=True)
             (out / cell.name / "config.yaml").write_text(yaml.safe_dump(
@@ -83,3 +84,34 @@ def test_pretraining_data_is_read_from_the_pretraining_run_not_from_the_cell_nam
                             "cifar10").startswith("CIFAR-10 train")
     assert pretraining_data(tmp_path, grid.cells_of("table1", "/elsewhere/cifar10", (0,)),
                             "/elsewhere/cifar10") == "image folder '/elsewhere/cifar10'"
+
+
+def test_the_curve_has_a_row_per_budget_the_knn_of_each_export_and_the_papers_row(tmp_path):
+    """Supervised budgets that were not run read '–'; the kNN comes from the segment's log."""
+    budgets = ((1, 2, 4), (1, 2))
+
+    def accuracy(cell):
+        return (0.1 if cell.column.startswith("probe") else 0.2) * int(cell.row) / 4
+    write_results(tmp_path, "curve", (0, 1), accuracy, budgets=budgets,
+                  failed={"supervised-e2-adv-s1": ["FGSM accuracy 0.5 far above PGD 0.1"]})
+    for seed, knn in ((0, 0.30), (1, 0.40)):
+        log = tmp_path / f"simclr-cifar10-e4-s{seed}/logs/pretrain/metrics.csv"
+        log.parent.mkdir(parents=True)
+        log.write_text(f"epoch,knn/acc,knn/epoch,step\n,0.1,3,30\n,{knn},4,40\n2,,,40\n")
+    text = write_curve(tmp_path, "quick", "cifar10", (0, 1), *budgets)
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines()
+            if line.startswith("| ")}
+    assert rows["| 4"][1] == "35.0 ± 7.1"  # kNN of the two seeds, in %
+    assert rows["| 1"][1] == "–"  # no log: not shown as a number
+    assert rows["| 4"][2] == "10.0 ± 0.0" and rows["| 4"][8] == "–"  # no 4-epoch supervised
+    assert rows["| 2"][8] == "10.0 ± 0.0"
+    assert rows["| 2"][11].startswith("10.0 ± 0.0 †")
+    paper = rows["| paper (SimCLR 100, supervised 50 epochs)"]
+    assert paper[2:4] == ["63", "35"] and paper[4] == "–" and paper[8:10] == ["68", "23"]
+    assert "- 2 epochs, supervised, FGSM-trained, seed 1: FGSM accuracy 0.5" in text
+    assert "Matched budgets" in text and "CIFAR-10 train" in text
+    with open(tmp_path / "curve.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["epochs"] for r in csv_rows] == ["1", "2", "4"]
+    assert csv_rows[2]["kNN mean"] == "35.00" and csv_rows[2]["supervised: clean seeds"] == "0"
+    assert (tmp_path / "curve.png").stat().st_size > 10_000

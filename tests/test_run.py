@@ -1,4 +1,5 @@
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,34 @@ def test_too_few_pretraining_images_fail_without_an_encoder(image_folder, tmp_pa
                            stage="pretrain"))
     assert "fewer than one batch of 100" in capsys.readouterr().err
     assert not (cell / "encoder.pt").exists()
+
+
+def test_a_continued_pretraining_equals_one_longer_run(image_folder, tmp_path, capsys):
+    """The budget curve's segments: epochs 1..2 trained on from epoch 1's checkpoint give the
+    encoder of one 2-epoch run, bit for bit; a checkpoint that is not shorter, or a learning
+    rate that decays over the run's length, is refused before anything is written."""
+    data_dir, _ = image_folder
+    constant, data = "model.final_lr_ratio=1.0", "data.dataset=cifar10"
+    run.main(cell_args(data_dir, tmp_path / "e1", constant, data, "trainer.max_epochs=1",
+                       stage="pretrain"))
+    first = tmp_path / "e1/checkpoints/last.ckpt"
+    run.main(cell_args(data_dir, tmp_path / "e2", constant, data, "trainer.max_epochs=2",
+                       stage="pretrain") + ["--continue-from", str(first)])
+    assert "continuing e2 from" in capsys.readouterr().out
+    run.main(cell_args(data_dir, tmp_path / "whole", constant, data, "trainer.max_epochs=2",
+                       stage="pretrain"))
+    continued = torch.load(tmp_path / "e2/encoder.pt", weights_only=True)
+    whole = torch.load(tmp_path / "whole/encoder.pt", weights_only=True)
+    assert continued["metadata"]["epochs"] == whole["metadata"]["epochs"] == 2
+    for name, tensor in whole["state_dict"].items():
+        assert torch.equal(tensor, continued["state_dict"][name]), name
+    record = json.loads((tmp_path / "e2/config.fingerprint.json").read_text())
+    assert "sha256(continue_from)" in record
+
+    for sets, message in ((["trainer.max_epochs=1", constant, data], "has 1 epochs already"),
+                          (["trainer.max_epochs=2", data], "set model.final_lr_ratio=1.0")):
+        with pytest.raises(SystemExit):
+            run.main(cell_args(data_dir, tmp_path / "bad", *sets, stage="pretrain")
+                     + ["--continue-from", str(first)])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -138,6 +138,45 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
     assert redone == {out / "supervised-clean-s0.json"}
 
 
+@pytest.mark.slow
+def test_smoke_curve_extends_a_shorter_curve_without_retraining(table_data, tmp_path):
+    """`make curve` with one budget, then with two: the first budget's cells are reused byte for
+    byte, the new segment continues the first one's checkpoint, and the curve has both rows."""
+    results = tmp_path / "results"
+    out = results / "smoke"
+
+    def make_curve(epochs):
+        return subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "curve",
+                               "PROFILE=smoke", f"DATA_DIR={table_data}", f"RESULTS={results}",
+                               "WANDB=offline", f"CURVE_EPOCHS={epochs}", "SUPERVISED_EPOCHS=1"],
+                              capture_output=True, text=True, timeout=900)
+
+    first = make_curve("1")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    kept = finished_results(out)
+    assert {p.name for p in kept} >= {"simclr-cifar100-e1-f100-adv-s0.json",
+                                      "supervised-e1-clean-s0.json"}
+    second = make_curve("1 2")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert finished_results(out).items() >= kept.items(), "a finished result was recomputed"
+    assert "continuing simclr-cifar100-e2-s0 from" in second.stdout
+    encoder = torch.load(out / "simclr-cifar100-e2-s0/encoder.pt", weights_only=True)
+    assert encoder["metadata"]["epochs"] == 2
+    with open(out / "curve.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epochs"] for row in rows] == ["1", "2"]
+    for row in rows:
+        assert 0 <= float(row["kNN mean"]) <= 100  # every export's kNN was logged
+        for header in ("SimCLR probe: clean", "SimCLR probe, FGSM-trained: PGD-20"):
+            assert 0 <= float(row[f"{header} mean"]) <= 100
+    assert rows[0]["supervised, FGSM-trained: FGSM seeds"] == "1"
+    assert rows[1]["supervised: clean seeds"] == "0"  # no 2-epoch supervised run was asked for
+    result = json.loads((out / "simclr-cifar100-e2-f100-clean-s0.json").read_text())
+    assert not any(key.startswith("fgsm@2/255") for key in result["metrics"])  # no ε sweep
+    assert (out / "curve.png").stat().st_size > 10_000
+    assert list(out.glob("wandb/offline-run-*")), "the curve was not logged to W&B"
+
+
 def test_without_data_or_network_it_stops_before_training(tmp_path):
     """DOWNLOAD=0 and an empty DATA_DIR: one message that says how to provide the data."""
     empty = tmp_path / "empty"
@@ -154,7 +193,8 @@ def test_bad_variables_stop_make_before_anything_is_written(tmp_path):
     for variables in ([f"RESULTS={tmp_path / 'my results'}"],
                       [f"RESULTS={tmp_path / 'r'}", "PROFILE=fast"],
                       [f"RESULTS={tmp_path / 'r'}", "WANDB=maybe"],
-                      [f"RESULTS={tmp_path / 'r'}", "SEEDS=0 x"]):
+                      [f"RESULTS={tmp_path / 'r'}", "SEEDS=0 x"],
+                      [f"RESULTS={tmp_path / 'r'}", "CURVE_EPOCHS=0 1"]):
         out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table1",
                               *variables], capture_output=True, text=True, timeout=60)
         assert out.returncode != 0, out.stdout
