@@ -1,6 +1,8 @@
 """The `robust-ssl` command: Lightning's CLI over the suite's modules and YAML configs.
 
 `robust-ssl fit --config experiments/<profile>/<run>.yaml` trains; `--help` lists the rest.
+`robust-ssl evaluate-model` and `robust-ssl export` (external.py) serve classifiers from and for
+other code.
 A user error (missing data, impossible fraction, wrong checkpoint) ends as one line on stderr
 and exit status 2, not a traceback.
 """
@@ -44,6 +46,12 @@ def run_cli(args: list[str] | None = None) -> LightningCLI:
 
 
 def main(args: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] in ("evaluate-model", "export"):  # any classifier, not a Lightning run
+        from robust_ssl.external import main as external_main
+
+        external_main(argv)
+        return
     try:
         run_cli(args)
     except RobustSSLError as error:

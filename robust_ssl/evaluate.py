@@ -81,7 +81,7 @@ class AdversarialEvaluator(pl.LightningModule):
 
     def __init__(
         self,
-        checkpoint: str,
+        checkpoint: str | None,
         output: str,
         eps: float = 8 / 255,
         attacks: tuple[str, ...] = ("fgsm", "pgd", "noise"),
@@ -101,7 +101,7 @@ class AdversarialEvaluator(pl.LightningModule):
             raise RobustSSLError(f"unknown attack {unknown[0]!r}: choose from {', '.join(ATTACKS)}")
         for value in [eps, *sweep_epsilons] + ([large_eps] if large_eps is not None else []):
             check_epsilon(value)
-        if not Path(checkpoint).is_file():
+        if checkpoint is not None and not Path(checkpoint).is_file():
             raise RobustSSLError(f"classifier checkpoint '{checkpoint}' does not exist: run the "
                                  "fine-tuning that writes it, or fix the path")
         self.save_hyperparameters()
@@ -110,8 +110,18 @@ class AdversarialEvaluator(pl.LightningModule):
             self.settings.append(Setting("pgd", large_eps, large=True))
         self.settings += [Setting(a, e, sweep_only=True) for e in sweep_epsilons if e != eps
                           for a in ("fgsm", "pgd")]
-        self.classifier: FineTuner | None = None
+        self.classifier: torch.nn.Module | None = None
+        self.subsets: dict[str, torch.Tensor] | None = None
         self._start = 0.0
+
+    @classmethod
+    def of_model(cls, classifier: torch.nn.Module, output: str, **options
+                 ) -> "AdversarialEvaluator":
+        """An evaluator of a classifier that is not a FineTuner checkpoint (external.py): it
+        takes [0, 1] pixels and has a `num_classes` attribute."""
+        evaluator = cls(None, output, **options)
+        evaluator.classifier = classifier
+        return evaluator
 
     @property
     def seed(self) -> int:
@@ -123,18 +133,23 @@ class AdversarialEvaluator(pl.LightningModule):
         instantiates another one would record the outer module's hyperparameters. The
         per-image records are made here too, in each process: under ddp_spawn, tensors made in
         __init__ would be one shared-memory tensor that every rank writes to."""
-        if self.classifier is not None:
+        if self.subsets is not None:
             return
-        self.classifier = load_classifier(self.hparams.checkpoint)
+        if self.classifier is None:
+            if self.hparams.checkpoint is None:
+                raise RobustSSLError("the evaluator has no classifier: give a checkpoint, or "
+                                     "build it with AdversarialEvaluator.of_model")
+            self.classifier = load_classifier(self.hparams.checkpoint)
         self.classifier.eval()
-        num_classes = self.classifier.hparams.num_classes
+        num_classes = (self.classifier.hparams.num_classes
+                       if isinstance(self.classifier, FineTuner) else self.classifier.num_classes)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         data_classes = getattr(datamodule, "num_classes", None)
         if data_classes is not None and data_classes != num_classes:
             raise RobustSSLError(
-                f"classifier '{self.hparams.checkpoint}' predicts {num_classes} classes but the "
-                f"data '{datamodule.hparams.dataset}' has {data_classes}: evaluate it on the "
-                "dataset it was fine-tuned on")
+                f"classifier '{self.hparams.checkpoint or self.hparams.run_name}' predicts "
+                f"{num_classes} classes but the data '{datamodule.hparams.dataset}' has "
+                f"{data_classes}: evaluate it on the dataset it was trained on")
         if datamodule is None or getattr(datamodule, "test", None) is None:
             raise RobustSSLError("the evaluator needs a LabeledDataModule (its test split)")
         size = len(datamodule.test)
@@ -214,8 +229,12 @@ class AdversarialEvaluator(pl.LightningModule):
         for name, value in metrics.items():
             self.log(f"test/{name}", value, rank_zero_only=True)
         sanity = sanity_checks(subset_metrics(records, every), subsets, self.hparams.eps,
-                               self.hparams.large_eps, self.classifier.validation_history)
+                               self.hparams.large_eps, self.validation_history)
         self.write_results(metrics, subsets, counts, sanity)
+
+    @property
+    def validation_history(self) -> list[dict[str, float]]:
+        return getattr(self.classifier, "validation_history", [])
 
     def _mask(self, subset: str, size: int) -> torch.Tensor:
         mask = torch.zeros(size, dtype=torch.bool)
@@ -249,11 +268,13 @@ class AdversarialEvaluator(pl.LightningModule):
             "subsets": subsets,
             "examples": counts,
             "sanity": sanity,
-            "validation_history": self.classifier.validation_history,
+            "validation_history": self.validation_history,
             "data_source": getattr(datamodule, "source_description", lambda: None)(),
             "config": {
                 "evaluator": dict(hp),
-                "classifier": dict(self.classifier.hparams),
+                "classifier": (dict(self.classifier.hparams)
+                               if isinstance(self.classifier, FineTuner)
+                               else getattr(self.classifier, "description", {})),
                 "data": dict(getattr(datamodule, "hparams", {})),
             },
             "wall_time_s": round(time.perf_counter() - self._start, 2),
