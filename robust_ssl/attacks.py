@@ -1,16 +1,22 @@
 """L∞ attacks in [0, 1] pixel space: FGSM (with an optional random start) and PGD.
 
-Hand-written because they are a few lines each and sit in the training loop. They leave the
-model's train/eval mode to the caller and never touch its parameters' gradients: the input
-gradient comes from torch.autograd.grad, not from backward().
+Hand-written because they are a few lines each and sit in the training loop. Both ascend an
+objective, any differentiable scalar function of the input (`ascend`): the cross-entropy of a
+classifier against labels for FGSM and PGD, but also, say, a contrastive loss against a
+positive view. They leave the model's train/eval mode to the caller and never touch its
+parameters' gradients: the input gradient comes from torch.autograd.grad, not from backward().
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from robust_ssl.errors import RobustSSLError
+
+Objective = Callable[[torch.Tensor], torch.Tensor]  # input -> the scalar the attack raises
 
 
 def check_epsilon(eps: float, name: str = "eps") -> None:
@@ -19,13 +25,32 @@ def check_epsilon(eps: float, name: str = "eps") -> None:
                              "e.g. 8/255 = 0.0314")
 
 
-def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """∇_x of the cross-entropy at x, leaving parameter .grad fields untouched."""
+def cross_entropy(model: torch.nn.Module, y: torch.Tensor) -> Objective:
+    return lambda x: F.cross_entropy(model(x), y)
+
+
+def input_gradient(objective: Objective, x: torch.Tensor) -> torch.Tensor:
+    """∇_x objective(x), leaving parameter .grad fields untouched."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(x), y)
-        (gradient,) = torch.autograd.grad(loss, x)
+        (gradient,) = torch.autograd.grad(objective(x), x)
     return gradient
+
+
+def ascend(objective: Objective, x: torch.Tensor, eps: float, alpha: float, steps: int,
+           random_start: bool = True) -> torch.Tensor:
+    """Projected sign-gradient ascent of `objective` in the L∞ ball of eps around x, inside
+    [0, 1]: PGD (Madry et al. 2018) for any objective; one step of alpha = eps from x is FGSM."""
+    check_epsilon(eps)
+    if steps < 1:
+        raise RobustSSLError(f"steps={steps}: PGD needs at least one step")
+    delta = torch.empty_like(x).uniform_(-eps, eps) if random_start else torch.zeros_like(x)
+    delta = (x + delta).clamp_(0, 1) - x
+    for _ in range(steps):
+        gradient = input_gradient(objective, x + delta)
+        delta = (delta + alpha * gradient.sign()).clamp_(-eps, eps)
+        delta = (x + delta).clamp_(0, 1) - x
+    return (x + delta).detach()
 
 
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
@@ -37,24 +62,16 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     """
     check_epsilon(eps)
     if not random_start:
-        return (x + eps * input_gradient(model, x, y).sign()).clamp_(0, 1).detach()
+        gradient = input_gradient(cross_entropy(model, y), x)
+        return (x + eps * gradient.sign()).clamp_(0, 1).detach()
     alpha = 1.25 * eps if alpha is None else alpha
-    return pgd(model, x, y, eps, alpha, steps=1, random_start=True)
+    return ascend(cross_entropy(model, y), x, eps, alpha, steps=1, random_start=True)
 
 
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float,
         steps: int, random_start: bool = True) -> torch.Tensor:
     """Projected gradient descent on the cross-entropy (Madry et al. 2018), L∞ ball of eps."""
-    check_epsilon(eps)
-    if steps < 1:
-        raise RobustSSLError(f"steps={steps}: PGD needs at least one step")
-    delta = torch.empty_like(x).uniform_(-eps, eps) if random_start else torch.zeros_like(x)
-    delta = (x + delta).clamp_(0, 1) - x
-    for _ in range(steps):
-        gradient = input_gradient(model, x + delta, y)
-        delta = (delta + alpha * gradient.sign()).clamp_(-eps, eps)
-        delta = (x + delta).clamp_(0, 1) - x
-    return (x + delta).detach()
+    return ascend(cross_entropy(model, y), x, eps, alpha, steps, random_start)
 
 
 def random_sign_noise(x: torch.Tensor, eps: float) -> torch.Tensor:

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.attacks import fgsm, pgd, random_sign_noise
+from robust_ssl.attacks import ascend, fgsm, pgd, random_sign_noise
 from robust_ssl.errors import RobustSSLError
 
 EPS = 8 / 255
@@ -102,3 +102,22 @@ def test_autoattack_runs_on_a_tiny_model_and_never_beats_pgd(trained_toy):
         aa_acc = (model(adversarial).argmax(1) == y).float().mean()
         pgd_acc = (model(pgd(model, x, y, EPS, 2 / 255, 20)).argmax(1) == y).float().mean()
     assert aa_acc <= pgd_acc
+
+
+def test_pgd_ascends_any_objective_inside_the_ball(trained_toy):
+    """The same PGD raises a loss that is not the cross-entropy against labels: here the
+    distance of the features from those of a fixed other view, as a contrastive attack would."""
+    model, images, _ = trained_toy
+    features = model[:-1]
+    target = features(images[:16].flip(0)).detach()
+
+    def distance(x):
+        return (features(x) - target).pow(2).sum()
+    x = images[:16]
+    adversarial = ascend(distance, x, EPS, alpha=2 / 255, steps=10)
+    assert (adversarial - x).abs().max() <= EPS + 1e-6
+    assert 0 <= adversarial.min() and adversarial.max() <= 1
+    with torch.no_grad():
+        noisy = random_sign_noise(x, EPS)
+        assert distance(adversarial) > distance(noisy) > 0
+    assert all(p.grad is None for p in model.parameters())
