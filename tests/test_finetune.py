@@ -105,6 +105,21 @@ def test_adversarial_step_mixes_clean_and_fgsm_losses():
     assert losses[0.5] == pytest.approx((losses[0.0] + losses[1.0]) / 2, rel=1e-5)
 
 
+def test_pgd_training_examples_raise_the_loss_more_than_fgsm():
+    """attack='pgd' trains on PGD-k examples: from the same model, a higher adversarial loss
+    than FGSM's, and one step of PGD is not FGSM (it starts at a random point)."""
+    x, y = torch.rand(8, 3, 32, 32), torch.arange(8) % 10
+    losses = {}
+    for attack, steps in (("fgsm", 1), ("pgd", 5)):
+        torch.manual_seed(1)
+        model = FineTuner(stem="imagenet", num_classes=10, freeze="linear", adversarial=True,
+                          adv_weight=1.0, attack=attack, attack_steps=steps)
+        model.log = lambda *args, **kwargs: None
+        model.eval()
+        losses[attack] = model.training_step((x, y), 0).item()
+    assert losses["pgd"] > losses["fgsm"]
+
+
 def test_encoder_of_another_stem_is_refused(encoder_file):
     with pytest.raises(CheckpointError, match="holds .*'imagenet'.*model is .*'cifar'"):
         FineTuner(str(encoder_file), stem="cifar")
@@ -115,6 +130,8 @@ def test_encoder_of_another_stem_is_refused(encoder_file):
     ({"adv_weight": 1.5}, "adv_weight=1.5"),
     ({"freeze": "some"}, "unknown freeze 'some'"),
     ({"frozen_stages": 7}, "frozen_stages=7"),
+    ({"attack": "cw"}, "unknown training attack 'cw'"),
+    ({"attack_steps": 0}, "attack_steps=0"),
 ])
 def test_impossible_settings_are_clear_errors(kwargs, match):
     with pytest.raises(RobustSSLError, match=match):
