@@ -157,11 +157,23 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
     cli = run_cli(cli_args)
     minutes = (time.perf_counter() - start) / 60
     if args.stage in ("finetune", "supervised"):
-        # the finished classifier: its existence marks the cell's training as complete
-        cli.trainer.save_checkpoint(run_dir / FINAL_CLASSIFIER)
+        # the finished classifier (weights, no optimizer state): its existence marks the
+        # cell's training as complete
+        cli.trainer.save_checkpoint(run_dir / FINAL_CLASSIFIER, weights_only=True)
+    if subcommand == "fit":
+        prune_checkpoints(run_dir / "checkpoints")
     (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
     if args.stage == "evaluate":
         print(summary_line(Path(args.output), run_dir), flush=True)
+
+
+def prune_checkpoints(folder: Path) -> None:
+    """Keep only last.ckpt of a finished run (what resuming, continuing and extending read):
+    ModelCheckpoint's per-epoch file is then the same state again, ~90 MB a cell for a
+    ResNet-18, and a table has dozens of cells."""
+    for path in folder.glob("*.ckpt"):
+        if path.name != "last.ckpt":
+            path.unlink()
 
 
 def check_continuable(checkpoint: Path, config: dict) -> None:

@@ -77,6 +77,9 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(image_folder, tmp_
             str(data_dir), "--wandb", "off", "--set", "trainer.max_epochs=2"]
     run.main(args)
     finished = torch.load(cell / run.FINAL_CLASSIFIER, weights_only=False)
+    # a finished cell keeps one resumable state and a classifier without optimizer state
+    assert [p.name for p in (cell / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert "optimizer_states" not in finished and "state_dict" in finished
     (cell / run.FINAL_CLASSIFIER).unlink()  # as if the run had died after its last epoch
     run.main(args)
     assert "resuming cell from" in capsys.readouterr().out
