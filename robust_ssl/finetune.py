@@ -36,7 +36,8 @@ class FineTuner(pl.LightningModule):
     adversarial: each training batch is attacked with FGSM (ε = `eps`, default 8/255, the usual
     CIFAR budget; the paper does not state one) against the current model, and the loss is
     (1 − `adv_weight`)·CE(clean) + `adv_weight`·CE(adversarial): 0.5 is Goodfellow et al.
-    2015's mix, 1.0 trains on adversarial examples only. `random_start` switches to FGSM-RS
+    2015's mix, 1.0 trains on adversarial examples only (and its forward sees no clean batch,
+    as in Madry et al.'s adversarial training). `random_start` switches to FGSM-RS
     (Wong et al. 2020), which avoids catastrophic overfitting of plain FGSM training.
     `attack="pgd"` makes the training examples with PGD of `attack_steps` steps of ε/4 from a
     random start instead (Madry et al. 2018; with adv_weight 1.0 the robust-SSL literature's
@@ -180,10 +181,13 @@ class FineTuner(pl.LightningModule):
                 adversarial = pgd(self, inputs, labels, hp.eps, hp.eps / 4, hp.attack_steps)
             else:
                 adversarial = fgsm(self, inputs, labels, hp.eps, hp.random_start)
-            logits_clean, logits_adv = self(torch.cat([inputs, adversarial])).chunk(2)
-            loss_clean = F.cross_entropy(logits_clean, labels)
-            loss_adv = F.cross_entropy(logits_adv, labels)
-            loss = (1 - hp.adv_weight) * loss_clean + hp.adv_weight * loss_adv
+            if hp.adv_weight == 1.0:  # adversarial examples alone (Madry et al.): BatchNorm
+                loss = loss_adv = F.cross_entropy(self(adversarial), labels)  # sees no clean batch
+            else:
+                logits_clean, logits_adv = self(torch.cat([inputs, adversarial])).chunk(2)
+                loss_clean = F.cross_entropy(logits_clean, labels)
+                loss_adv = F.cross_entropy(logits_adv, labels)
+                loss = (1 - hp.adv_weight) * loss_clean + hp.adv_weight * loss_adv
             self.log("train/loss_adv", loss_adv, batch_size=len(labels))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
         return loss

@@ -1,7 +1,11 @@
+import copy
+
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 
+from robust_ssl.attacks import fgsm
 from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune import FineTuner
@@ -104,6 +108,22 @@ def test_adversarial_step_mixes_clean_and_fgsm_losses():
     assert losses[1.0] > losses[0.0]  # FGSM raises the loss
     assert losses[0.5] == pytest.approx((losses[0.0] + losses[1.0]) / 2, rel=1e-5)
 
+
+
+def test_training_on_adversarial_examples_alone_keeps_clean_images_out_of_batchnorm():
+    """adv_weight=1.0 (ALF, AFF, PGD-AT): the batch of the training forward is the adversarial
+    one alone, so BatchNorm in training mode normalises with its statistics only."""
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 3, 32, 32), torch.arange(8) % 10
+    model = FineTuner(stem="imagenet", num_classes=10, freeze="full", adversarial=True,
+                      adv_weight=1.0)
+    model.log = lambda *args, **kwargs: None
+    reference = copy.deepcopy(model)
+    loss = model.training_step((x, y), 0)
+    expected = F.cross_entropy(reference(fgsm(reference, x, y, 8 / 255)), y)
+    torch.testing.assert_close(loss, expected)
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(buffer, dict(reference.named_buffers())[name])
 
 def test_pgd_training_examples_raise_the_loss_more_than_fgsm():
     """attack='pgd' trains on PGD-k examples: from the same model, a higher adversarial loss
