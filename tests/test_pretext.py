@@ -1,10 +1,12 @@
 import itertools
+from functools import partial
 
 import pytest
 import torch
 
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.pretrain import JigsawTask, Pretrainer, RotationTask, SimCLRTask
+from robust_ssl.pretrain import (AdversarialSimCLRTask, JigsawTask, Pretrainer, RotationTask,
+                                 SimCLRTask)
 from robust_ssl.pretrain.jigsaw import cut_tiles, permutation_set
 from robust_ssl.pretrain.rotation import rotations
 
@@ -76,10 +78,14 @@ def test_multitask_loss_is_the_weighted_sum_of_task_losses():
     torch.testing.assert_close(total, expected)
 
 
-@pytest.mark.parametrize("task", [RotationTask, JigsawTask, SimCLRTask])
+@pytest.mark.parametrize("task", [RotationTask, JigsawTask, SimCLRTask,
+                                  partial(AdversarialSimCLRTask, steps=2)],
+                         ids=["rotation", "jigsaw", "simclr", "adv_simclr"])
 def test_a_few_steps_of_each_task_lower_its_loss(task):
+    """Adversarial SimCLR with dual BatchNorm: the attack and its random start repeat too."""
     torch.manual_seed(0)
-    model = Pretrainer([task()], stem="imagenet")
+    task = task()
+    model = Pretrainer([task], stem="imagenet", dual_batchnorm=getattr(task, "adversarial", False))
     images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []

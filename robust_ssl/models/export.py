@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.models.batchnorm import single_batchnorm
 
 FORMAT = "robust-ssl-encoder"
 VERSION = 1
@@ -18,9 +19,11 @@ class CheckpointError(RobustSSLError):
 
 
 def save_encoder(encoder: torch.nn.Module, path: str | os.PathLike, **metadata) -> Path:
-    """Write {format, architecture, state_dict, metadata} to `path` atomically."""
+    """Write {format, architecture, state_dict, metadata} to `path` atomically; an encoder
+    with dual BatchNorm is written as the plain network of its default branch."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    encoder = single_batchnorm(encoder)
     state = {name: tensor.detach().cpu() for name, tensor in encoder.state_dict().items()}
     entry = dict(format=FORMAT, version=VERSION, architecture=encoder.architecture,
                  state_dict=state, metadata=metadata)

@@ -1,10 +1,11 @@
 """Pretext tasks, the pretrainer that combines them, and the callbacks they share."""
 
+from robust_ssl.pretrain.adversarial_simclr import AdversarialSimCLRTask
 from robust_ssl.pretrain.callbacks import ExportEncoder, KNNMonitor
 from robust_ssl.pretrain.jigsaw import JigsawTask
 from robust_ssl.pretrain.pretrainer import Pretrainer
 from robust_ssl.pretrain.rotation import RotationTask
 from robust_ssl.pretrain.simclr import SimCLR, SimCLRTask
 
-__all__ = ["ExportEncoder", "JigsawTask", "KNNMonitor", "Pretrainer", "RotationTask", "SimCLR",
-           "SimCLRTask"]
+__all__ = ["AdversarialSimCLRTask", "ExportEncoder", "JigsawTask", "KNNMonitor", "Pretrainer",
+           "RotationTask", "SimCLR", "SimCLRTask"]

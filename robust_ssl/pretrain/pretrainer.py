@@ -4,7 +4,10 @@ A pretext task is a small nn.Module with a `name` and `loss(encode, images)`, wh
 maps [0, 1] or uint8 images to the encoder's features and `images` is the uint8 batch on its
 device; the task brings its own augmentation and head. A single task is a single-task
 pretrainer (SimCLR, Rotation, Jigsaw); several make the paper's multi-task pretraining, every
-task seeing the same batch of images.
+task seeing the same batch of images. An adversarial task (one with `adversarial = True`)
+also calls `encode(x, branch="adversarial", update_statistics=False)`: its attack's forward
+passes leave the BatchNorm statistics alone, and with `dual_batchnorm` its adversarial images
+are normalised by BatchNorms of their own (models/batchnorm.py).
 """
 
 from __future__ import annotations
@@ -17,12 +20,20 @@ from torch import nn
 
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.models.backbone import ResNet18Encoder, Stem
+from robust_ssl.models.batchnorm import (BRANCHES, Branch, batchnorm_branch, frozen_statistics,
+                                         with_dual_batchnorm)
 from robust_ssl.pretrain.optim import exponential_decay
 
 
 class Pretrainer(pl.LightningModule):
     """Encoder + one head per task. Optimiser: see `exponential_decay`; bf16 and channels_last
-    on a GPU; `compile` compiles the encoder."""
+    on a GPU; `compile` compiles the encoder.
+
+    dual_batchnorm: ACL's dual BatchNorm, for adversarial tasks: clean and adversarial images
+    go through separate BatchNorm statistics and affine parameters; `exported_branch` is the
+    one the exported encoder (and the kNN monitor) keeps, the adversarial one by default, as
+    robust features are what adversarial pretraining is for.
+    """
 
     def __init__(
         self,
@@ -36,6 +47,8 @@ class Pretrainer(pl.LightningModule):
         final_lr_ratio: float = 0.01,
         channels_last: bool = True,
         compile: bool = False,
+        dual_batchnorm: bool = False,
+        exported_branch: Branch = "adversarial",
     ):
         super().__init__()
         if not tasks:
@@ -47,8 +60,16 @@ class Pretrainer(pl.LightningModule):
         if len(weights) != len(tasks) or any(w < 0 for w in weights):
             raise RobustSSLError(f"weights {weights} must be {len(tasks)} non-negative numbers, "
                                  f"one per task ({', '.join(names)})")
+        if exported_branch not in BRANCHES:
+            raise RobustSSLError(f"exported_branch={exported_branch!r}: choose clean or "
+                                 "adversarial")
+        if dual_batchnorm and not any(getattr(task, "adversarial", False) for task in tasks):
+            raise RobustSSLError(f"dual_batchnorm needs an adversarial task; {names} has none: "
+                                 "add adv_simclr or set dual_batchnorm: false")
         self.save_hyperparameters(ignore=["tasks", "views"])
         self.encoder = ResNet18Encoder(stem)
+        if dual_batchnorm:
+            with_dual_batchnorm(self.encoder, default=exported_branch)
         self.tasks = nn.ModuleList(tasks)
         self.weights = weights
 
@@ -64,10 +85,15 @@ class Pretrainer(pl.LightningModule):
         if self.hparams.channels_last:  # faster on GPUs and, measured, on CPUs too
             self.to(memory_format=torch.channels_last)
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, branch: Branch = "clean",
+               update_statistics: bool = True) -> torch.Tensor:
+        """Features of a task's images: clean ones through the clean BatchNorms, an attack's
+        through the adversarial ones (the same ones without dual BatchNorm)."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.encoder(images)
+        with batchnorm_branch(self.encoder, branch), \
+                frozen_statistics(self.encoder, frozen=not update_statistics):
+            return self.encoder(images)
 
     def task_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {task.name: task.loss(self.encode, images) for task in self.tasks}
