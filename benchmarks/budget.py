@@ -1,6 +1,7 @@
 """Time budget of a profile: throughput of every kind of step it uses, and the projected minutes
-of each Table 1 cell and of the whole table, and of the pretraining-budget curve (`make curve`,
-the profile's default budgets), for one seed (SEEDS="0 1 2" takes three times it).
+of each Table 1 cell and of the whole table, of the pretraining-budget curve (`make curve`, the
+profile's default budgets) and of what Table 3 adds to Table 1 (`make table3`), for one seed
+(SEEDS="0 1 2" takes three times it).
 
 Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 5]
        [--autoattack N] [--json FILE]
@@ -31,7 +32,7 @@ from robust_ssl.attacks import autoattack, fgsm, pgd, random_sign_noise
 from robust_ssl.data.augment import CropFlip
 from robust_ssl.finetune import FineTuner
 from robust_ssl.knn import encode
-from robust_ssl.pretrain import SimCLR
+from robust_ssl.pretrain import AdversarialSimCLRTask, Pretrainer, SimCLR
 from robust_ssl.run import base_config
 
 PRETRAIN_IMAGES, LABELED_POOL, VALIDATION, TEST = 50_000, 45_000, 5_000, 10_000
@@ -48,7 +49,18 @@ def settings(profile: str) -> dict:
         return base_config(profile, stage)["trainer"]
 
     evaluate = init("evaluate", "model")
+    adversarial = base_config(profile, "pretrain", "adv_simclr")
+    adversarial_model = adversarial["model"]["init_args"]
+    aff = dict(override.split("=") for override in grid.AFF_BUDGET.get(profile, ()))
     return {
+        "adv_simclr": dict(stem=adversarial_model.get("stem", "cifar"),
+                           batch=adversarial["data"]["init_args"].get("batch_size", 256),
+                           fraction=adversarial["data"]["init_args"].get("fraction", 1.0),
+                           epochs=adversarial["trainer"]["max_epochs"],
+                           dual=adversarial_model.get("dual_batchnorm", False),
+                           task=adversarial_model["tasks"][0].get("init_args", {})),
+        "aff": dict(steps=int(aff.get("model.attack_steps", 10)),
+                    epochs=int(aff.get("trainer.max_epochs", trainer("finetune")["max_epochs"]))),
         "bf16": trainer("pretrain").get("precision") == "bf16-mixed",
         "simclr": dict(stem=init("pretrain", "model").get("stem", "cifar"),
                        batch=init("pretrain", "data").get("batch_size", 256),
@@ -129,19 +141,28 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
         lambda: task.projection(simclr.encoder(views)).float().pow(2).mean(),
         simclr.parameters()))
 
+    a = config["adv_simclr"]
+    adversarial = prepared(Pretrainer([AdversarialSimCLRTask(**a["task"])], stem=a["stem"],
+                                      dual_batchnorm=a["dual"]), device)
+    uint8 = torch.randint(0, 256, (a["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
+    rates["adversarial SimCLR"] = 2 * a["batch"] / timer.seconds_per_step(
+        train_step(lambda: adversarial.loss(uint8), adversarial.parameters()))
+
     f = config["finetune"]
     images = torch.randint(0, 256, (f["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
     ready = images.float().div(255).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (f["batch"],), device=device)
     crop_flip = CropFlip().to(device)
-    for name, freeze, adversarial in (("supervised, clean", "full", False),
-                                      ("supervised, FGSM", "full", True),
-                                      ("probe, FGSM", "linear", True)):
+    aff = {"adv_weight": 1.0, "attack": "pgd", "attack_steps": config["aff"]["steps"]}
+    for name, freeze, adversarial, options in (
+            ("supervised, clean", "full", False, {}), ("supervised, FGSM", "full", True, {}),
+            ("probe, FGSM", "linear", True, {}),
+            (f"AFF, PGD-{aff['attack_steps']}", "full", True, aff)):
         model = prepared(FineTuner(stem=f["stem"], num_classes=10, freeze=freeze,
-                                   adversarial=adversarial), device)
+                                   adversarial=adversarial, **options), device)
         model.log = lambda *args, **kwargs: None
         trainable = [p for p in model.parameters() if p.requires_grad]
-        augment = name.startswith("supervised")  # the probes train without augmentation
+        augment = name.startswith("supervised")  # fine-tuning trains without augmentation
         rates[name] = f["batch"] / timer.seconds_per_step(train_step(
             lambda: model.training_step(
                 ((crop_flip(images) if augment else images.float().div(255)), labels), 0),
@@ -250,6 +271,34 @@ def project_curve(config: dict, rates: dict, epochs: tuple[int, ...],
     return minutes
 
 
+def project_table3(config: dict, rates: dict) -> dict[str, float]:
+    """Minutes that Table 3 adds to Table 1 (grid.table3): adversarial SimCLR pretraining, its
+    SLF probe, and ALF and AFF of both encoders (SimCLR's encoder and SLF are Table 1's)."""
+    f, a, aff = config["finetune"], config["adv_simclr"], config["aff"]
+    e = config["evaluate"]
+    evaluation = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
+    swept = min(e["test"], e["sweep_examples"] or e["test"])
+    evaluation += e["sweep_budgets"] * swept / rates["ε sweep, one budget (FGSM, PGD)"]
+    if e["autoattack"]:
+        evaluation += e["autoattack"] / rates.get("autoattack", float("nan"))
+    images = VALIDATION if f["val_batches"] is None else min(VALIDATION,
+                                                            f["val_batches"] * f["eval_batch"])
+    validation = images / rates["validation (clean, FGSM)"]
+    steps = int(PRETRAIN_IMAGES * a["fraction"]) // a["batch"]
+    seconds = {
+        "adversarial pretraining": a["epochs"] * steps * 2 * a["batch"]
+                                   / rates["adversarial SimCLR"],
+        "SLF (adversarial encoder)": LABELED_POOL / rates["encode (cached probe)"] + validation
+                                     + evaluation,
+        "ALF, two encoders": 2 * (f["epochs"] * LABELED_POOL / rates["probe, FGSM"]
+                                  + validation + evaluation),
+        "AFF, two encoders": 2 * (aff["epochs"] * LABELED_POOL
+                                  / rates[f"AFF, PGD-{aff['steps']}"] + validation + evaluation)}
+    minutes = {part: value / 60 for part, value in seconds.items()}
+    minutes["Table 3 beyond Table 1"] = sum(minutes.values())
+    return minutes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=["paper", "quick"], required=True)
@@ -280,11 +329,17 @@ def main() -> None:
     print(f"projected minutes of the curve (SimCLR epochs {budgets[0]}, supervised {budgets[1]}):")
     for part, value in curve.items():
         print(f"  {part:28s} {value:8.1f}")
+    print(f"adversarial SimCLR: {rates['simclr'] / rates['adversarial SimCLR']:.1f}x the "
+          f"time of a SimCLR step ({config['adv_simclr']['task'].get('steps', 5)} attack steps)")
+    table3 = project_table3(config, rates)
+    print("projected minutes of Table 3 beyond Table 1:")
+    for part, value in table3.items():
+        print(f"  {part:28s} {value:8.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"profile": args.profile, "device": name, "rates_per_s": rates,
-                       "projected_minutes": minutes, "projected_curve_minutes": curve},
-                      f, indent=2)
+                       "projected_minutes": minutes, "projected_curve_minutes": curve,
+                       "projected_table3_minutes": table3}, f, indent=2)
 
 
 if __name__ == "__main__":

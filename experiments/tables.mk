@@ -17,7 +17,7 @@ GRID_ARGS = --profile $(PROFILE) --results '$(OUT)' --data-dir '$(DATA_DIR)' \
 BUDGET_ARGS = $(if $(filter curve,$@),$(if $(strip $(CURVE_EPOCHS)),--epochs $(CURVE_EPOCHS)) \
     $(if $(strip $(SUPERVISED_EPOCHS)),--supervised-epochs $(SUPERVISED_EPOCHS)))
 
-table1 table2 curve: | $(INSTALLED) check-data
+table1 table2 table3 curve: | $(INSTALLED) check-data
 	$(PY) -m robust_ssl.grid $@ $(GRID_ARGS) $(BUDGET_ARGS)
 	$(PY) -m robust_ssl.report $@ --results '$(OUT)' --profile $(PROFILE) \
 	    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) $(BUDGET_ARGS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 FRACTIONS = {"1%": 0.01, "10%": 0.1, "30%": 0.3, "100%": 1.0}
@@ -67,6 +67,22 @@ def pretrain_name(pretrain_data: str) -> str:
 def adversarial(training: str) -> str:
     """The override of a cell trained without ('clean') or with ('adv') FGSM examples."""
     return f"model.adversarial={str(training == 'adv').lower()}"
+
+
+# Table 3: standard and adversarial SimCLR encoders under the robust-SSL literature's
+# fine-tuning policies, all on 100% of the labels (FineTuner settings over finetune.yaml):
+# SLF standard linear fine-tuning; ALF adversarial linear fine-tuning (training examples only
+# adversarial, FGSM; `model.attack=pgd` for PGD-k); AFF adversarial full fine-tuning with PGD.
+TABLE3_TASKS = ("simclr", "adv_simclr")
+POLICIES = {"SLF": ("clean", "linear", ()),  # (training, freeze, further overrides)
+            "ALF": ("adv", "linear", ("model.adv_weight=1.0",)),
+            "AFF": ("adv", "full", ("model.adv_weight=1.0", "model.attack=pgd"))}
+# AFF's PGD steps (of ε/4) and epochs per profile: the paper profile's PGD-10 over the
+# fine-tuning's 50 epochs; on a CPU, PGD-2 for 2 epochs.
+AFF_BUDGET = {"paper": ("model.attack_steps=10",),
+              "quick": ("model.attack_steps=2", "trainer.max_epochs=2",
+                        "trainer.check_val_every_n_epoch=2"),
+              "smoke": ("model.attack_steps=2",)}
 
 
 def pretraining(task: str, pretrain: str, seed: int) -> Cell:
@@ -150,15 +166,37 @@ def curve(pretrain: str, seeds: tuple[int, ...], epochs: tuple[int, ...],
     return cells
 
 
-TABLES = {"table1": table1, "table2": table2, "curve": curve}
+def table3(pretrain: str, seeds: tuple[int, ...], profile: str) -> list[Cell]:
+    """SimCLR and adversarial SimCLR encoders under SLF, ALF and AFF on 100% of the labels.
+    SimCLR's encoder and its SLF cell (Table 1's clean 100% probe) are reused, not rerun."""
+    cells = []
+    for seed in seeds:
+        for task in TABLE3_TASKS:
+            cells.append(pretraining(task, pretrain, seed))
+            for policy, (training, freeze, further) in POLICIES.items():
+                cell = fine_tuning(task, pretrain, seed, "100%", training, freeze, row=task,
+                                   column=policy)
+                if policy != "SLF":  # SLF is Table 1's clean 100% probe: the same run and name
+                    budget = AFF_BUDGET.get(profile, ()) if policy == "AFF" else ()
+                    cell = replace(cell, name=f"{task}-{pretrain}-f100-{policy.lower()}-s{seed}",
+                                   overrides=cell.overrides + further + budget)
+                cells.append(cell)
+    return cells
+
+
+TABLES = {"table1": table1, "table2": table2, "table3": table3, "curve": curve}
 
 
 def cells_of(table: str, pretrain_data: str, seeds: tuple[int, ...],
-             epochs: tuple[int, ...] = (), supervised_epochs: tuple[int, ...] = ()) -> list[Cell]:
-    """A table's cells; `epochs` and `supervised_epochs` are the curve's budgets."""
+             epochs: tuple[int, ...] = (), supervised_epochs: tuple[int, ...] = (),
+             profile: str = "paper") -> list[Cell]:
+    """A table's cells; `epochs` and `supervised_epochs` are the curve's budgets, `profile`
+    sets Table 3's AFF budget."""
     pretrain = pretrain_name(pretrain_data)
     if table == "curve":
         return curve(pretrain, tuple(seeds), budgets(epochs), budgets(supervised_epochs))
+    if table == "table3":
+        return table3(pretrain, tuple(seeds), profile)
     return TABLES[table](pretrain, tuple(seeds))
 
 
@@ -197,7 +235,8 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
 def run_table(args: argparse.Namespace) -> int:
     """Run every cell in order, each in a process of its own (run.py skips those whose result
     is up to date); stop at the first that fails, with its exit status."""
-    cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args))
+    cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args),
+                     profile=args.profile)
     for number, cell in enumerate(cells, 1):
         print(f"[{number}/{len(cells)}] {cell.name}", flush=True)
         status = subprocess.call(command(cell, args, args.table))

@@ -38,7 +38,8 @@ PAPER_TABLE1 = {"supervised": (68, 23, 66, 36), "1%": (58, 26, 49, 29), "10%": (
 # (one-number rows, indexed like Table 1's).
 PAPER_TABLE2 = {"rotation": (25,), "jigsaw": (29,), "simclr": (38,)}
 TASK_NAMES = {"rotation": "Rotation", "jigsaw": "Jigsaw", "simclr": "SimCLR",
-              "multitask": "Multi-task (SimCLR + rotation + jigsaw)"}
+              "multitask": "Multi-task (SimCLR + rotation + jigsaw)",
+              "adv_simclr": "adversarial SimCLR"}
 PRETRAIN_NAMES = {"cifar100": "CIFAR-100 train (labels dropped)",
                   "cifar10": "CIFAR-10 train (labels dropped; in-domain, not the paper's CIFAR-100)"}
 
@@ -65,6 +66,23 @@ TABLE2_COLUMNS = [
     Column("clean, linear", "linear", "clean"), Column("FGSM, linear", "linear", f"fgsm@{EPS}"),
     Column("PGD-20, linear", "linear", f"pgd@{EPS}"),
 ]
+
+# Published, ResNet-18 on CIFAR-10, ε = 8/255, pretraining on CIFAR-10 (RobustSSL benchmark, as
+# quoted in issue 12): (method, linear probe clean, AutoAttack; full adversarial fine-tuning).
+PUBLISHED_TABLE3 = [("ACL (Jiang et al. 2020)", "78.2", "39.2"),
+                    ("AdvCL (Fan et al. 2021)", "82.4", "43.2"),
+                    ("DynACL++ (Luo et al. 2023)", "79.8", "46.5"),
+                    ("any of them, adversarial full fine-tuning", "81-83", "about 50")]
+
+
+def table3_columns(with_autoattack: bool) -> list[Column]:
+    """Clean, FGSM, PGD-20, AutoAttack (when the profile ran it) and worst case under each
+    fine-tuning policy."""
+    metrics = [("clean", "clean"), ("FGSM", f"fgsm@{EPS}"), ("PGD-20", f"pgd@{EPS}")]
+    metrics += [("AutoAttack", f"autoattack@{EPS}")] if with_autoattack else []
+    metrics += [("worst case", f"worst@{EPS}")]
+    return [Column(f"{header}, {policy}", policy, metric)
+            for policy in grid.POLICIES for header, metric in metrics]
 
 
 @dataclass
@@ -190,10 +208,26 @@ def notes_for(runs: dict[str, dict], seeds: tuple[int, ...], pretrained_on: str)
 
 def write_table(table_name: str, results: Path, profile: str, pretrain_data: str,
                 seeds: tuple[int, ...]) -> str:
-    cells = grid.cells_of(table_name, pretrain_data, seeds)
+    cells = grid.cells_of(table_name, pretrain_data, seeds, profile=profile)
     runs = load_runs(results, cells, table_name)
     pretrained_on = pretraining_data(results, cells, pretrain_data)
-    if table_name == "table1":
+    if table_name == "table3":
+        row_labels = {task: TASK_NAMES[task] for task in grid.TABLE3_TASKS}
+        columns, paper = table3_columns(all(f"autoattack@{EPS}" in run["metrics"]
+                                            for run in runs.values())), {}
+        title = (f"Table 3: CIFAR-10 accuracy (%) of standard and adversarial SimCLR encoders "
+                 f"under three fine-tuning policies, 100% of the labels, profile `{profile}`")
+        extra = ["SLF = standard linear fine-tuning (the clean 100% probe of Table 1); ALF = "
+                 "adversarial linear fine-tuning (training examples: FGSM only); AFF = "
+                 "adversarial full fine-tuning (PGD, steps of ε/4, every layer trained). "
+                 "Adversarial SimCLR: PGD against NT-Xent during pretraining, ACL's dual "
+                 "BatchNorm (robust_ssl/pretrain/adversarial_simclr.py); the same pretraining "
+                 "budget as SimCLR's.",
+                 "Published for comparison (ResNet-18, CIFAR-10, ε = 8/255, about 1,000 "
+                 "pretraining epochs on CIFAR-10; linear probe clean / AutoAttack): "
+                 + "; ".join(f"{name} {clean} / {auto}" for name, clean, auto in PUBLISHED_TABLE3)
+                 + "."]
+    elif table_name == "table1":
         row_labels = {"supervised": "supervised (no pretraining)",
                       **{f: f"SimCLR, {f} labels" for f in grid.FRACTIONS},
                       "random encoder": "random encoder, 100% labels"}

@@ -115,3 +115,19 @@ def test_default_budgets_follow_the_profile_and_are_sorted():
     assert budgets("smoke", [3, 1]) == ((3, 1), (1,))
     assert [c.row for c in grid.cells_of("curve", "cifar10", (0,), (3, 1, 3), ())
             if c.stage == "pretrain"] == ["1", "3"]
+
+
+def test_table3_reuses_simclr_and_its_clean_probe_and_names_each_policy():
+    table1 = {c.name: c for c in grid.cells_of("table1", "cifar10", (0,))}
+    table3 = {c.name: c for c in grid.cells_of("table3", "cifar10", (0,), profile="quick")}
+    for shared in ("simclr-cifar10-s0", "simclr-cifar10-f100-clean-s0"):
+        assert table3[shared].overrides == table1[shared].overrides  # the same run
+    assert {(c.row, c.column) for c in table3.values() if c.evaluated} == {
+        (task, policy) for task in ("simclr", "adv_simclr") for policy in ("SLF", "ALF", "AFF")}
+    alf, aff = table3["adv_simclr-cifar10-f100-alf-s0"], table3["adv_simclr-cifar10-f100-aff-s0"]
+    assert alf.encoder == aff.encoder == "adv_simclr-cifar10-s0"
+    assert {"model.freeze=linear", "model.adversarial=true", "model.adv_weight=1.0"} <= set(
+        alf.overrides) and not any("attack" in o for o in alf.overrides)
+    assert {"model.freeze=full", "model.attack=pgd", "model.attack_steps=2"} <= set(aff.overrides)
+    paper = {c.name: c for c in grid.cells_of("table3", "cifar10", (0,), profile="paper")}
+    assert "model.attack_steps=10" in paper["simclr-cifar10-f100-aff-s0"].overrides

@@ -115,3 +115,18 @@ def test_the_curve_has_a_row_per_budget_the_knn_of_each_export_and_the_papers_ro
     assert [r["epochs"] for r in csv_rows] == ["1", "2", "4"]
     assert csv_rows[2]["kNN mean"] == "35.00" and csv_rows[2]["supervised: clean seeds"] == "0"
     assert (tmp_path / "curve.png").stat().st_size > 10_000
+
+
+def test_table3_has_a_column_per_policy_and_metric_and_the_published_numbers(tmp_path):
+    write_results(tmp_path, "table3", (0,), lambda cell: 0.2 if cell.row == "adv_simclr" else 0.1)
+    text = write_table("table3", tmp_path, "quick", "cifar10", (0,))
+    header = next(line for line in text.splitlines() if line.startswith("| |"))
+    for policy in ("SLF", "ALF", "AFF"):
+        for metric in ("clean", "FGSM", "PGD-20", "worst case"):
+            assert f"{metric}, {policy}" in header
+    assert "AutoAttack" not in header  # no run measured it
+    adversarial = next(line for line in text.splitlines() if line.startswith("| adversarial"))
+    assert adversarial.count("20.0 ± 1.3") == 12
+    assert "ACL (Jiang et al. 2020) 78.2 / 39.2" in text
+    with open(tmp_path / "table3.csv") as f:
+        assert [row["row"] for row in csv.DictReader(f)] == ["SimCLR", "adversarial SimCLR"]

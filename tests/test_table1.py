@@ -177,6 +177,34 @@ def test_smoke_curve_extends_a_shorter_curve_without_retraining(table_data, tmp_
     assert list(out.glob("wandb/offline-run-*")), "the curve was not logged to W&B"
 
 
+@pytest.mark.slow
+def test_smoke_table3_has_every_row_and_column(table_data, tmp_path):
+    """`make table3`: both encoders under SLF, ALF and AFF, every entry a measured accuracy;
+    the adversarial encoder is exported as a plain one that fine-tuning loads."""
+    results = tmp_path / "results"
+    out = results / "smoke"
+    made = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table3",
+                           "PROFILE=smoke", f"DATA_DIR={table_data}", f"RESULTS={results}",
+                           "WANDB=offline"], capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    with open(out / "table3.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["row"] for row in rows] == ["SimCLR", "adversarial SimCLR"]
+    for row in rows:
+        for policy in ("SLF", "ALF", "AFF"):
+            for metric in ("clean", "FGSM", "PGD-20", "worst case"):
+                assert 0 <= float(row[f"{metric}, {policy} mean"]) <= 100
+    encoder = torch.load(out / "adv_simclr-cifar100-s0/encoder.pt", weights_only=True)
+    assert encoder["metadata"]["pretext"] == "adv_simclr"
+    assert not any(".adversarial." in key for key in encoder["state_dict"])  # one branch kept
+    aff = yaml.safe_load((out / "adv_simclr-cifar100-f100-aff-s0/config.yaml").read_text())
+    assert {k: aff["model"]["init_args"][k] for k in ("freeze", "attack", "adv_weight")} == {
+        "freeze": "full", "attack": "pgd", "adv_weight": 1.0}
+    assert "adversarial SimCLR" in (out / "table3.md").read_text()
+    assert (out / "table3.png").stat().st_size > 10_000
+    assert list(out.glob("wandb/offline-run-*")), "the table was not logged to W&B"
+
+
 def test_without_data_or_network_it_stops_before_training(tmp_path):
     """DOWNLOAD=0 and an empty DATA_DIR: one message that says how to provide the data."""
     empty = tmp_path / "empty"
