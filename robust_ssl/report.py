@@ -192,16 +192,20 @@ def write_csv(path: Path, row_labels: dict[str, str], columns: list[Column],
             writer.writerow([label] + values)
 
 
-def notes_for(runs: dict[str, dict], seeds: tuple[int, ...], pretrained_on: str) -> list[str]:
+def notes_for(runs: dict[str, dict], seeds: tuple[int, ...], pretrained_on: str,
+              paper: bool = True) -> list[str]:
     any_run = next(iter(runs.values()))
+    autoattack = any(f"autoattack@{EPS}" in run["metrics"] for run in runs.values())
     examples = any_run["examples"]["test"]
     spread = (f"mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
               if len(seeds) > 1 else
               f"one seed ({seeds[0]}); ± is the binomial standard error of an accuracy measured "
               f"on {examples} test images")
-    return [f"Accuracy % ({spread}); the paper's number in parentheses. Attacks at ε = {EPS} "
-            f"(L∞) on {examples} test images: FGSM as in the paper, PGD-20 with step ε/4 and a "
-            "random start, worst case = an image counts only if neither FGSM nor PGD-20 broke it.",
+    return [f"Accuracy % ({spread})" + ("; the paper's number in parentheses" if paper else "")
+            + f". Attacks at ε = {EPS} (L∞) on {examples} test images: FGSM as in the paper, "
+            "PGD-20 with step ε/4 and a random start"
+            + (", standard AutoAttack on a subset" if autoattack else "")
+            + "; worst case = an image counts only if no attack at ε broke it.",
             f"Test data: {any_run.get('data_source') or 'not recorded'}. Encoders pretrained on "
             f"{pretrained_on}."]
 
@@ -247,7 +251,7 @@ def write_table(table_name: str, results: Path, profile: str, pretrain_data: str
                  "probe. The paper reports only the partial FGSM column."]
     table = entries(cells, runs, list(row_labels), columns)
     text = markdown(title, row_labels, columns, table, paper,
-                    notes_for(runs, seeds, pretrained_on) + extra)
+                    notes_for(runs, seeds, pretrained_on, paper=bool(paper)) + extra)
     (results / f"{table_name}.md").write_text(text)
     write_csv(results / f"{table_name}.csv", row_labels, columns, table, paper)
     bars(results / f"{table_name}.png", row_labels, columns, table, paper, title)
