@@ -210,19 +210,32 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
     return rates
 
 
+def evaluation_seconds(e: dict, rates: dict, sweep: bool = True) -> float:
+    """One evaluation run: the attacks at ε on the test images, the ε sweep on its subset (the
+    tables; the curve has none), AutoAttack on its subset when the profile runs it."""
+    seconds = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
+    if sweep:
+        swept = min(e["test"], e["sweep_examples"] or e["test"])
+        seconds += e["sweep_budgets"] * swept / rates["ε sweep, one budget (FGSM, PGD)"]
+    if e["autoattack"]:
+        seconds += e["autoattack"] / rates.get("autoattack", float("nan"))
+    return seconds
+
+
+def validation_seconds(f: dict, rates: dict, batches: int | None, times: int = 1) -> float:
+    """`times` validations (clean + FGSM) on `batches` batches, or on all of it (None)."""
+    images = VALIDATION if batches is None else min(VALIDATION, batches * f["eval_batch"])
+    return times * images / rates["validation (clean, FGSM)"]
+
+
 def project(config: dict, rates: dict) -> dict[str, float]:
     """Minutes of each Table 1 cell (training + validation + evaluation) and of the table."""
-    f, sup, e = config["finetune"], config["supervised"], config["evaluate"]
+    f, sup = config["finetune"], config["supervised"]
 
     def validation(epochs, every, batches):
-        images = VALIDATION if batches is None else min(VALIDATION, batches * f["eval_batch"])
-        return epochs // every * images / rates["validation (clean, FGSM)"]
+        return validation_seconds(f, rates, batches, epochs // every)
 
-    evaluation = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
-    swept = min(e["test"], e["sweep_examples"] or e["test"])
-    evaluation += e["sweep_budgets"] * swept / rates["ε sweep, one budget (FGSM, PGD)"]
-    if e["autoattack"]:
-        evaluation += e["autoattack"] / rates.get("autoattack", float("nan"))
+    evaluation = evaluation_seconds(config["evaluate"], rates)
     s = config["simclr"]
     steps = int(PRETRAIN_IMAGES * s["fraction"]) // s["batch"]
     seconds = {"pretraining": s["epochs"] * steps * 2 * s["batch"] / rates["simclr"]}
@@ -247,16 +260,11 @@ def project_curve(config: dict, rates: dict, epochs: tuple[int, ...],
     """Minutes of the budget curve (grid.curve): SimCLR on every image up to the last budget,
     the two 100% probes of each export, the supervised runs of each budget; evaluations
     without the ε sweep."""
-    f, sup, e, s = config["finetune"], config["supervised"], config["evaluate"], config["simclr"]
-    evaluation = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
-    if e["autoattack"]:
-        evaluation += e["autoattack"] / rates.get("autoattack", float("nan"))
-
-    def validation(batches):  # once, after the last epoch (the curve's runs validate there)
-        images = VALIDATION if batches is None else min(VALIDATION, batches * f["eval_batch"])
-        return images / rates["validation (clean, FGSM)"]
-
-    probe_val, sup_val = validation(f["val_batches"]), validation(sup["val_batches"])
+    f, sup, s = config["finetune"], config["supervised"], config["simclr"]
+    evaluation = evaluation_seconds(config["evaluate"], rates, sweep=False)
+    # once each, after the last epoch (the curve's runs validate there)
+    probe_val = validation_seconds(f, rates, f["val_batches"])
+    sup_val = validation_seconds(f, rates, sup["val_batches"])
     steps = PRETRAIN_IMAGES // s["batch"]
     seconds = {
         "pretraining": max(epochs) * steps * 2 * s["batch"] / rates["simclr"],
@@ -275,15 +283,8 @@ def project_table3(config: dict, rates: dict) -> dict[str, float]:
     """Minutes that Table 3 adds to Table 1 (grid.table3): adversarial SimCLR pretraining, its
     SLF probe, and ALF and AFF of both encoders (SimCLR's encoder and SLF are Table 1's)."""
     f, a, aff = config["finetune"], config["adv_simclr"], config["aff"]
-    e = config["evaluate"]
-    evaluation = e["test"] / rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"]
-    swept = min(e["test"], e["sweep_examples"] or e["test"])
-    evaluation += e["sweep_budgets"] * swept / rates["ε sweep, one budget (FGSM, PGD)"]
-    if e["autoattack"]:
-        evaluation += e["autoattack"] / rates.get("autoattack", float("nan"))
-    images = VALIDATION if f["val_batches"] is None else min(VALIDATION,
-                                                            f["val_batches"] * f["eval_batch"])
-    validation = images / rates["validation (clean, FGSM)"]
+    evaluation = evaluation_seconds(config["evaluate"], rates)
+    validation = validation_seconds(f, rates, f["val_batches"])
     steps = int(PRETRAIN_IMAGES * a["fraction"]) // a["batch"]
     seconds = {
         "adversarial pretraining": a["epochs"] * steps * 2 * a["batch"]
