@@ -184,13 +184,14 @@ def evaluate_model(model: nn.Module, output: str | Path, data_dir: str, dataset:
                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                    input_size: int | None = None, num_classes: int | None = None,
                    device: str = "auto", batch_size: int = 500, test_fraction: float = 1.0,
-                   name: str | None = None, description: dict | None = None,
-                   robustbench: str | Path | None = None, **evaluator_options) -> dict:
+                   test_limit: int | None = None, name: str | None = None,
+                   description: dict | None = None, robustbench: str | Path | None = None,
+                   **evaluator_options) -> dict:
     """Evaluate `model` with the suite's protocol; returns (and writes to `output`) the same
     result as a table cell's. `evaluator_options` are AdversarialEvaluator's (eps, attacks,
     sweep_epsilons, sweep_examples, pgd_steps, autoattack_examples, attack_seed, ...)."""
     data = LabeledDataModule(dataset=dataset, data_dir=data_dir, test_fraction=test_fraction,
-                             eval_batch_size=batch_size, augment=False)
+                             test_limit=test_limit, eval_batch_size=batch_size, augment=False)
     data.setup("test")
     name = name or Path(output).stem
     wrapped = PixelClassifier(model, mean, std, input_size, description)
@@ -212,6 +213,7 @@ def robustbench_record(result: dict, name: str, dataset: str, architecture: str 
     as percentage strings, as RobustBench writes them); the others are left null."""
     metrics, eps = result["metrics"], result["eps"]
     auto = metrics.get(f"autoattack@{eps}")
+    pgd_steps = result["config"]["evaluator"]["pgd_steps"]
     examples = result["examples"]
     return {
         "name": name, "link": None, "authors": None, "venue": None,
@@ -224,7 +226,7 @@ def robustbench_record(result: dict, name: str, dataset: str, architecture: str 
         "footnote": (f"robust-ssl evaluate-model: clean on {examples['test']} test images; "
                      + (f"standard AutoAttack on {examples['autoattack_subset']} of them"
                         if auto is not None else "AutoAttack not run")
-                     + f"; PGD-20 {100 * metrics.get(f'pgd@{eps}', float('nan')):.2f}%"),
+                     + f"; PGD-{pgd_steps} {100 * metrics.get(f'pgd@{eps}', float('nan')):.2f}%"),
     }
 
 
@@ -355,7 +357,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", default="cifar10")
     e.add_argument("--device", default="auto", help="auto, cpu or gpu")
     e.add_argument("--batch-size", type=int, default=500)
-    e.add_argument("--test-fraction", type=float, default=1.0)
+    e.add_argument("--test-fraction", type=float, default=1.0, help="a stratified share of "
+                   "the test split, as a profile's test_fraction")
+    e.add_argument("--test-limit", type=int, help="about this many test images, stratified, "
+                   "as a profile's test_limit (the smoke profile's 200)")
     e.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=ATTACKS)
     e.add_argument("--eps", type=epsilon, default=8 / 255, help="e.g. 8/255")
     e.add_argument("--sweep-epsilons", type=epsilon, nargs="*",
@@ -386,7 +391,8 @@ def main(argv: list[str]) -> None:
         result = evaluate_model(
             model, args.output, args.data_dir, args.dataset, args.mean, args.std,
             args.input_size, args.num_classes, args.device, args.batch_size, args.test_fraction,
-            args.name, description, args.robustbench, eps=args.eps, attacks=tuple(args.attacks),
+            args.test_limit, args.name, description, args.robustbench, eps=args.eps,
+            attacks=tuple(args.attacks),
             sweep_epsilons=tuple(args.sweep_epsilons), sweep_examples=args.sweep_examples,
             pgd_steps=args.pgd_steps, autoattack_examples=args.autoattack_examples,
             attack_seed=args.seed)

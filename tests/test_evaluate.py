@@ -28,9 +28,10 @@ def classifier_checkpoint(image_folder, tmp_path):
     return data_dir, path
 
 
-def evaluate(checkpoint, data_dir, output, **options):
+def evaluate(checkpoint, data_dir, output, test_limit=None, **options):
     evaluator = AdversarialEvaluator(str(checkpoint), str(output), **options)
-    quiet_trainer().test(evaluator, LabeledDataModule(data_dir=str(data_dir), eval_batch_size=5))
+    data = LabeledDataModule(data_dir=str(data_dir), eval_batch_size=5, test_limit=test_limit)
+    quiet_trainer().test(evaluator, data)
     return json.loads(output.read_text())
 
 

@@ -25,17 +25,19 @@ def evaluate_model(*args):
 @pytest.mark.slow
 def test_an_exported_cell_evaluates_as_the_suite_evaluated_it(classifier_checkpoint, tmp_path):
     """Both export formats, through the command line, against the evaluator on the checkpoint:
-    every clean and attacked accuracy and every per-subset number identical."""
+    every clean and attacked accuracy and every per-subset number identical, on the same capped
+    test subset (the smoke profile's test_limit)."""
     data_dir, checkpoint = classifier_checkpoint
-    suite = evaluate(checkpoint, data_dir, tmp_path / "suite.json", **OPTIONS)
+    suite = evaluate(checkpoint, data_dir, tmp_path / "suite.json", test_limit=9, **OPTIONS)
+    assert suite["examples"]["test"] == 9  # of 12: the cap is in force
     cli.main(["export", str(checkpoint), str(tmp_path / "model.pt")])
     cli.main(["export", str(checkpoint), str(tmp_path / "weights.pt"), "--format", "state_dict"])
     evaluate_model("--torchscript", str(tmp_path / "model.pt"), "--data-dir", str(data_dir),
                    "--output", str(tmp_path / "scripted.json"), "--robustbench",
-                   str(tmp_path / "rb.json"))
+                   str(tmp_path / "rb.json"), "--test-limit", "9")
     # the state_dict runs in plain torchvision; the file names its constructor and normalisation
     evaluate_model("--state-dict", str(tmp_path / "weights.pt"), "--data-dir", str(data_dir),
-                   "--output", str(tmp_path / "plain.json"))
+                   "--output", str(tmp_path / "plain.json"), "--test-limit", "9")
     for name in ("scripted", "plain"):
         result = json.loads((tmp_path / f"{name}.json").read_text())
         assert result["metrics"] == suite["metrics"], name
@@ -47,6 +49,7 @@ def test_an_exported_cell_evaluates_as_the_suite_evaluated_it(classifier_checkpo
     assert record["clean_acc"] == f"{100 * suite['metrics']['clean']:.2f}"
     assert record["threat_model"] == "Linf" and record["eps"] == "8/255"
     assert record["autoattack_acc"] is None and record["dataset"] == "cifar10"
+    assert record["n_examples"] == 9 and "PGD-3 " in record["footnote"]
 
 
 def test_a_normalised_torchvision_model_is_attacked_in_pixel_space(tmp_path):
@@ -143,8 +146,10 @@ def test_export_refuses_what_is_not_a_classifier(tmp_path, capsys):
 def test_the_robustbench_record_reads_the_result():
     result = {"eps": "8/255", "metrics": {"clean": 0.8123, "pgd@8/255": 0.5, "autoattack@8/255":
                                           0.4567},
-              "examples": {"test": 10000, "autoattack_subset": 1000}}
+              "examples": {"test": 10000, "autoattack_subset": 1000},
+              "config": {"evaluator": {"pgd_steps": 50}}}
     record = robustbench_record(result, "mine", "cifar10", "resnet18")
     assert record["clean_acc"] == "81.23" and record["autoattack_acc"] == "45.67"
     assert record["n_examples"] == 1000 and record["architecture"] == "resnet18"
     assert "AutoAttack on 1000" in record["footnote"]
+    assert "PGD-50 50.00%" in record["footnote"]  # the steps that ran, not a fixed 20
