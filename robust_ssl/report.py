@@ -270,11 +270,11 @@ def bars(path: Path, row_labels: dict[str, str], columns: list[Column],
 
     fig, ax = plt.subplots(figsize=(12, 4.8))
     width = 0.8 / len(columns)
-    for k, column in enumerate(columns):
+    for k, (column, colour) in enumerate(zip(columns, column_colours(len(columns)))):
         xs = [r + (k - (len(columns) - 1) / 2) * width for r in range(len(row_labels))]
         stats = [table[row, column.header] for row in row_labels]
         ax.bar(xs, [s.mean for s in stats], width, yerr=[s.spread for s in stats], capsize=2,
-               label=column.header)
+               label=column.header, color=colour)
         if column.paper is not None:
             ticks = [(x, paper[row][column.paper]) for x, row in zip(xs, row_labels)
                      if row in paper]
@@ -290,6 +290,18 @@ def bars(path: Path, row_labels: dict[str, str], columns: list[Column],
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def column_colours(count: int) -> list[tuple[float, float, float]]:
+    """A distinct colour per column: tab10's ten, then their light variants (Table 3 has twelve
+    columns, and the default cycle would repeat the first two)."""
+    import matplotlib.pyplot as plt
+
+    palette = plt.get_cmap("tab20").colors
+    colours = list(palette[::2] + palette[1::2])
+    if count > len(colours):
+        raise ValueError(f"{count} columns: a bar chart has {len(colours)} distinct colours")
+    return colours[:count]
 
 
 def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],

@@ -10,7 +10,7 @@ import yaml
 from robust_ssl import grid
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.curve import write_curve
-from robust_ssl.report import pretraining_data, write_table
+from robust_ssl.report import column_colours, pretraining_data, write_table
 
 METRICS = ("clean", "fgsm@8/255", "pgd@8/255", "worst@8/255")
 
@@ -130,3 +130,13 @@ def test_table3_has_a_column_per_policy_and_metric_and_the_published_numbers(tmp
     assert "ACL (Jiang et al. 2020) 78.2 / 39.2" in text and "in parentheses" not in text
     with open(tmp_path / "table3.csv") as f:
         assert [row["row"] for row in csv.DictReader(f)] == ["SimCLR", "adversarial SimCLR"]
+
+
+def test_every_bar_column_has_its_own_colour():
+    """Table 3's twelve columns: no colour repeats (matplotlib's default cycle has ten), and
+    tables of up to ten columns keep tab10's colours."""
+    import matplotlib.pyplot as plt
+
+    colours = column_colours(12)
+    assert len(set(colours)) == 12
+    assert colours[:10] == list(plt.get_cmap("tab10").colors)
