@@ -389,10 +389,11 @@ def main(argv: list[str]) -> None:
             return
         model, description = load_from_args(args)
         result = evaluate_model(
-            model, args.output, args.data_dir, args.dataset, args.mean, args.std,
-            args.input_size, args.num_classes, args.device, args.batch_size, args.test_fraction,
-            args.test_limit, args.name, description, args.robustbench, eps=args.eps,
-            attacks=tuple(args.attacks),
+            model, args.output, args.data_dir, dataset=args.dataset, mean=args.mean,
+            std=args.std, input_size=args.input_size, num_classes=args.num_classes,
+            device=args.device, batch_size=args.batch_size, test_fraction=args.test_fraction,
+            test_limit=args.test_limit, name=args.name, description=description,
+            robustbench=args.robustbench, eps=args.eps, attacks=tuple(args.attacks),
             sweep_epsilons=tuple(args.sweep_epsilons), sweep_examples=args.sweep_examples,
             pgd_steps=args.pgd_steps, autoattack_examples=args.autoattack_examples,
             attack_seed=args.seed)
