@@ -9,7 +9,7 @@ INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test clean-venv table1 table2 table3 curve check-data
+.PHONY: install test test-all clean-venv table1 table2 table3 curve check-data
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
+# Two tiers: `make test` runs the unit and integration tests (minutes); `make test-all` adds the
+# end-to-end runs marked `slow` (smoke tables, curve, Table 3, multi-process DDP, AutoAttack).
 test: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-venv:
@@ -70,7 +75,7 @@ endif
 endif
 
 OUT := $(RESULTS)/$(PROFILE)
-RUN := $(PY) -m robust_ssl.run
+RUN := $(PY) -m robust_ssl.runs.run
 
 # Runs before any training (order-only, so it never forces a rebuild): loads and caches the
 # data, downloading what is missing when DOWNLOAD=1, and stops at once when it cannot.

@@ -27,13 +27,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from robust_ssl import grid
+from robust_ssl.runs import grid
 from robust_ssl.attacks import autoattack, fgsm, pgd, random_sign_noise
 from robust_ssl.data.augment import CropFlip
 from robust_ssl.finetune import FineTuner
-from robust_ssl.knn import encode
+from robust_ssl.models.features import encode
 from robust_ssl.pretrain import AdversarialSimCLRTask, Pretrainer, SimCLR
-from robust_ssl.run import base_config
+from robust_ssl.runs.run import base_config
 
 PRETRAIN_IMAGES, LABELED_POOL, VALIDATION, TEST = 50_000, 45_000, 5_000, 10_000
 FRACTIONS = {"1%": 0.01, "10%": 0.1, "30%": 0.3, "100%": 1.0}

@@ -14,7 +14,7 @@ import time
 import torch
 
 from robust_ssl.finetune import FineTuner
-from robust_ssl.knn import encode
+from robust_ssl.models.features import encode
 
 MODES = {
     "probe, cached features": dict(freeze="linear", adversarial=False, cache_features=True),

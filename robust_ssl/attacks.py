@@ -1,14 +1,22 @@
-"""L∞ attacks in [0, 1] pixel space: FGSM (with an optional random start) and PGD.
+"""L∞ attacks in [0, 1] pixel space, as functions and as objects behind one interface.
 
-Hand-written because they are a few lines each and sit in the training loop. Both ascend an
-objective, any differentiable scalar function of the input (`ascend`): the cross-entropy of a
-classifier against labels for FGSM and PGD, but also, say, a contrastive loss against a
+The functions (FGSM with an optional random start, PGD, the ±ε noise control, AutoAttack) are
+hand-written because they are a few lines each and sit in the training loop. FGSM and PGD
+ascend an objective, any differentiable scalar function of the input (`ascend`): the
+cross-entropy of a classifier against labels, but also, say, a contrastive loss against a
 positive view. They leave the model's train/eval mode to the caller and never touch its
 parameters' gradients: the input gradient comes from torch.autograd.grad, not from backward().
+
+The objects (torchattacks' shape): an `Attack` is built from its settings (ε, steps, step
+size, random start) and called on (model, images, labels); `ATTACKS` is the registry by name
+that the evaluator and the FineTuner build theirs from. Adding an attack is one class and one
+entry there. One step-size rule serves training and evaluation: PGD's step is
+`step_ratio`·ε (default ε/4).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -92,3 +100,90 @@ def autoattack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
     adversarial, _ = attack.run_standard_evaluation(x.to(device), y.to(device),
                                                     batch_size=batch_size)
     return adversarial
+
+
+class Attack:
+    """An attack with its settings, applied as `attack(model, images, labels)` -> images in
+    the ε-ball around `images`, inside [0, 1]."""
+
+    name = "attack"
+
+    def __init__(self, eps: float):
+        check_epsilon(eps)
+        self.eps = eps
+
+    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({settings})"
+
+
+class FGSM(Attack):
+    """One signed-gradient step of ε (Goodfellow et al. 2015); `random_start` is FGSM-RS
+    (Wong et al. 2020): a uniform start in the ball and one step of `alpha` (1.25·ε)."""
+
+    name = "fgsm"
+
+    def __init__(self, eps: float, random_start: bool = False, alpha: float | None = None):
+        super().__init__(eps)
+        self.random_start, self.alpha = random_start, alpha
+
+    def __call__(self, model, x, y):
+        return fgsm(model, x, y, self.eps, self.random_start, self.alpha)
+
+
+class PGD(Attack):
+    """`steps` projected signed-gradient steps of `step_ratio`·ε on the cross-entropy, from a
+    random start (Madry et al. 2018)."""
+
+    name = "pgd"
+
+    def __init__(self, eps: float, steps: int = 20, step_ratio: float = 0.25,
+                 random_start: bool = True):
+        super().__init__(eps)
+        if steps < 1:
+            raise RobustSSLError(f"steps={steps}: PGD needs at least one step")
+        if step_ratio <= 0:
+            raise RobustSSLError(f"step_ratio={step_ratio}: a PGD step must be positive")
+        self.steps, self.step_ratio, self.random_start = steps, step_ratio, random_start
+
+    def __call__(self, model, x, y):
+        return pgd(model, x, y, self.eps, self.step_ratio * self.eps, self.steps,
+                   self.random_start)
+
+
+class Noise(Attack):
+    """The control: ±ε per pixel at random."""
+
+    name = "noise"
+
+    def __call__(self, model, x, y):
+        return random_sign_noise(x, self.eps)
+
+
+class StandardAutoAttack(Attack):
+    """Standard AutoAttack through pyautoattack (imported only when one runs)."""
+
+    name = "autoattack"
+
+    def __init__(self, eps: float, seed: int = 0, batch_size: int = 250):
+        super().__init__(eps)
+        self.seed, self.batch_size = seed, batch_size
+
+    def __call__(self, model, x, y):
+        return autoattack(model, x, y, self.eps, self.batch_size, self.seed)
+
+
+ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, PGD, Noise, StandardAutoAttack)}
+
+
+def build_attack(name: str, eps: float, **settings) -> Attack:
+    """The registered attack `name` at budget `eps`; settings it does not take are ignored, so
+    one set of options (steps, step_ratio, random_start, ...) can build any of them."""
+    if name not in ATTACKS:
+        raise RobustSSLError(f"unknown attack {name!r}: choose from {', '.join(ATTACKS)}")
+    kind = ATTACKS[name]
+    accepted = inspect.signature(kind.__init__).parameters
+    return kind(eps, **{k: v for k, v in settings.items() if k in accepted})

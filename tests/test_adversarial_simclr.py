@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.losses import nt_xent
+from robust_ssl.pretrain.losses import nt_xent
 from robust_ssl.models.backbone import ResNet18Encoder
 from robust_ssl.models.batchnorm import (DualBatchNorm2d, batchnorm_branch, frozen_statistics,
                                          single_batchnorm, with_dual_batchnorm)

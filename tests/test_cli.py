@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from robust_ssl import cli
+from robust_ssl.errors import RobustSSLError
+from robust_ssl.plumbing import lightning_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,11 +48,11 @@ def test_impossible_fraction_exits_2(tmp_path):
 def test_main_turns_user_errors_into_exit_status_2(monkeypatch, capsys):
     def failing_cli(**kwargs):
         try:
-            raise cli.RobustSSLError("bad input, fix it like so")
-        except cli.RobustSSLError as inner:  # wrapped, as jsonargparse wraps it
+            raise RobustSSLError("bad input, fix it like so")
+        except RobustSSLError as inner:  # wrapped, as jsonargparse wraps it
             raise ValueError("Does not validate against any of the Union subtypes") from inner
 
-    monkeypatch.setattr(cli, "LightningCLI", failing_cli)
+    monkeypatch.setattr(lightning_cli, "LightningCLI", failing_cli)
     with pytest.raises(SystemExit) as exit_info:
         cli.main([])
     assert exit_info.value.code == 2

@@ -11,7 +11,7 @@ import pytest
 import torch
 from pytorch_lightning.cli import LightningCLI
 
-from robust_ssl import configs
+from robust_ssl.runs import configs
 from robust_ssl.finetune import FineTuner
 from robust_ssl.models.backbone import ResNet18Encoder
 from robust_ssl.models.export import save_encoder

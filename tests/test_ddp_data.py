@@ -96,7 +96,7 @@ def test_two_ranks_evaluate_every_test_image_once(tmp_path):
 def test_adversarial_evaluation_on_two_ranks_equals_one_process(tmp_path):
     import json
 
-    from robust_ssl.evaluate import AdversarialEvaluator
+    from robust_ssl.evaluation.evaluator import AdversarialEvaluator
     from robust_ssl.finetune import FineTuner
 
     write_image_folder(tmp_path / "data/cifar10", {"train": 8, "test": 5})  # 15 test images

@@ -6,8 +6,10 @@ import torch
 
 from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.evaluate import (AdversarialEvaluator, eps_name, sanity_checks, subset_metrics,
-                                 worst_case)
+from robust_ssl.evaluation.evaluator import AdversarialEvaluator
+from robust_ssl.evaluation.records import subset_metrics, worst_case
+from robust_ssl.evaluation.result import eps_name
+from robust_ssl.evaluation.sanity import sanity_checks
 from robust_ssl.finetune import FineTuner
 from tests.conftest import save_image, write_image_folder
 
@@ -167,7 +169,7 @@ def test_missing_checkpoint_and_unknown_attack_are_clear_errors(tmp_path, classi
 
 
 def test_files_that_are_not_classifiers_are_one_clear_error(classifier_checkpoint, tmp_path):
-    from robust_ssl.evaluate import load_classifier
+    from robust_ssl.evaluation.classifier import load_classifier
     from robust_ssl.pretrain import SimCLR
 
     empty = tmp_path / "empty.ckpt"

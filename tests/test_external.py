@@ -10,7 +10,7 @@ from torch import nn
 
 from robust_ssl import cli
 from robust_ssl.attacks import pgd
-from robust_ssl.external import PixelClassifier, export_classifier, robustbench_record
+from robust_ssl.evaluation.external import PixelClassifier, robustbench_record
 from tests.test_evaluate import classifier_checkpoint, evaluate  # noqa: F401 (a fixture)
 
 OPTIONS = dict(pgd_steps=3, sweep_epsilons=(2 / 255, 8 / 255), sweep_examples=6, attack_seed=3)

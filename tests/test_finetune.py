@@ -173,7 +173,7 @@ def test_validation_history_records_pgd_accuracy_and_travels_in_the_checkpoint(i
                                                                                tmp_path):
     """One entry per validation (clean, FGSM, PGD-10 on the first images), kept in the
     checkpoint, where the evaluator reads it to look for catastrophic overfitting."""
-    from robust_ssl.evaluate import load_classifier
+    from robust_ssl.evaluation.classifier import load_classifier
 
     data_dir, _ = image_folder
     model = FineTuner(stem="imagenet", freeze="full", adversarial=True, val_pgd_examples=4)

@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 import torch
 
 from robust_ssl.data.modules import LabeledDataModule, UnlabeledDataModule
-from robust_ssl.losses import nt_xent
+from robust_ssl.pretrain.losses import nt_xent
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -2,7 +2,7 @@
 
 import argparse
 
-from robust_ssl import grid
+from robust_ssl.runs import grid
 
 
 def test_every_cell_comes_after_the_cells_it_reads_and_names_are_unique():

@@ -1,7 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.knn import encode, knn_accuracy, knn_predict
+from robust_ssl.models.features import encode
+from robust_ssl.pretrain.knn import knn_accuracy, knn_predict
 
 
 def naive_knn(bank, bank_labels, queries, num_classes, k, temperature):

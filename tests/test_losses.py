@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.losses import nt_xent
+from robust_ssl.pretrain.losses import nt_xent
 
 
 def naive_nt_xent(z_a, z_b, temperature):

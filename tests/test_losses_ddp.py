@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from robust_ssl.losses import nt_xent
+from robust_ssl.pretrain.losses import nt_xent
 
 N, D, WORLD = 8, 6, 2
 

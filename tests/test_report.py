@@ -7,10 +7,12 @@ import json
 import pytest
 import yaml
 
-from robust_ssl import grid
+from robust_ssl.runs import grid
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.curve import write_curve
-from robust_ssl.report import column_colours, pretraining_data, write_table
+from robust_ssl.report.curve import write_curve
+from robust_ssl.evaluation.result import read_result, write_result
+from robust_ssl.report.results import pretraining_data
+from robust_ssl.report.tables import column_colours, write_table
 
 METRICS = ("clean", "fgsm@8/255", "pgd@8/255", "worst@8/255")
 
@@ -72,18 +74,28 @@ def test_missing_results_are_named(tmp_path):
         write_table("table1", tmp_path, "quick", "cifar10", (0, 1))
 
 
-def test_pretraining_data_is_read_from_the_pretraining_run_not_from_the_cell_name(tmp_path):
-    """An image folder that happens to be called cifar10 is not labelled CIFAR-10."""
-    for data, dataset in (("cifar10", "cifar10"), ("/elsewhere/cifar10", "/elsewhere/cifar10")):
-        cells = grid.cells_of("table1", data, (0,))
-        run = tmp_path / cells[0].name
-        run.mkdir()
-        (run / "config.yaml").write_text(yaml.safe_dump(
-            {"data": {"init_args": {"dataset": dataset}}}))
-    assert pretraining_data(tmp_path, grid.cells_of("table1", "cifar10", (0,)),
-                            "cifar10").startswith("CIFAR-10 train")
-    assert pretraining_data(tmp_path, grid.cells_of("table1", "/elsewhere/cifar10", (0,)),
-                            "/elsewhere/cifar10") == "image folder '/elsewhere/cifar10'"
+def test_pretraining_data_is_read_from_the_results_not_from_the_cell_name(tmp_path):
+    """An image folder that happens to be called cifar10 is not labelled CIFAR-10: the result
+    records what the encoder's export recorded; a result from before that record falls back
+    to the table's PRETRAIN_DATA."""
+    def result(pretraining):
+        data = {"seed": 0, "metrics": {}, "examples": {"test": 1}}
+        return read_result_of(tmp_path, data | ({} if pretraining == "absent" else
+                                                {"pretraining": pretraining}))
+
+    supervised = result(None)  # no pretrained encoder
+    folder = result({"pretext": "simclr", "dataset": "/elsewhere/cifar10", "epochs": 1})
+    assert pretraining_data({"a": supervised, "b": folder}, "cifar10") == (
+        "image folder '/elsewhere/cifar10'")
+    assert pretraining_data({"a": result({"dataset": "cifar10"})},
+                            "/x/cifar10").startswith("CIFAR-10 train")
+    assert pretraining_data({"a": result("absent")}, "cifar100").startswith("CIFAR-100 train")
+
+
+def read_result_of(folder, data):
+    path = folder / f"run{len(list(folder.glob('run*.json')))}.json"
+    write_result(path, data)
+    return read_result(path)
 
 
 def test_the_curve_has_a_row_per_budget_the_knn_of_each_export_and_the_papers_row(tmp_path):

@@ -7,7 +7,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from robust_ssl.data.modules import UnlabeledDataModule
 from robust_ssl.pretrain import SimCLR
-from robust_ssl.resume import AtomicCheckpointIO, RandomState
+from robust_ssl.plumbing.resume import AtomicCheckpointIO, RandomState
 
 
 class Crash(pl.Callback):

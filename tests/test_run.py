@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from robust_ssl import run
+from robust_ssl.runs import run
 from robust_ssl.errors import RobustSSLError
 
 
@@ -187,7 +186,7 @@ def test_output_to_a_file_gets_one_line_per_epoch(image_folder, tmp_path):
     import sys
 
     data_dir, _ = image_folder
-    out = subprocess.run([sys.executable, "-m", "robust_ssl.run"]
+    out = subprocess.run([sys.executable, "-m", "robust_ssl.runs.run"]
                          + cell_args(data_dir, tmp_path / "cell", "trainer.max_epochs=2"),
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

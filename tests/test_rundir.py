@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from robust_ssl import rundir
+from robust_ssl.plumbing.files import write_text_atomically
+from robust_ssl.runs import rundir
 from robust_ssl.errors import RobustSSLError
 
 CONFIG = {"trainer": {"max_epochs": 2, "logger": [{"class_path": "CSVLogger"}],
@@ -42,9 +43,9 @@ def test_claim_refuses_results_of_another_config_and_restart_deletes_them(tmp_pa
 
 def test_write_atomically_keeps_the_time_stamp_of_unchanged_files(tmp_path):
     path = tmp_path / "config.yaml"
-    rundir.write_atomically(path, "a: 1\n")
+    write_text_atomically(path, "a: 1\n")
     stamp = path.stat().st_mtime_ns
-    rundir.write_atomically(path, "a: 1\n")
+    write_text_atomically(path, "a: 1\n")
     assert path.stat().st_mtime_ns == stamp
-    rundir.write_atomically(path, "a: 2\n")
+    write_text_atomically(path, "a: 2\n")
     assert path.read_text() == "a: 2\n" and not list(tmp_path.glob("*.partial"))

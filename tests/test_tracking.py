@@ -3,7 +3,7 @@ import socket
 import pytest
 
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.tracking import wandb_mode
+from robust_ssl.plumbing.tracking import wandb_mode
 
 
 def test_offline_by_default_and_from_the_environment(monkeypatch):

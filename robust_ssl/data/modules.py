@@ -92,6 +92,15 @@ class ShardedBatches(DistributedSampler):
         return sum(1 for batch in self._global_batches() if len(batch) > self.rank)
 
 
+def check_classes(model: str, classes: int, data_classes: int | None, dataset: str,
+                  fix: str) -> None:
+    """The one check that a classifier predicts the data's classes: "<model> N classes but
+    the data 'D' has M: <fix>" (data not set up yet, with no classes, passes)."""
+    if data_classes is not None and data_classes != classes:
+        raise DataError(f"{model} {classes} classes but the data '{dataset}' has "
+                        f"{data_classes}: {fix}")
+
+
 def run_seed() -> int:
     """The run's seed, which Lightning's seed_everything records in PL_GLOBAL_SEED (0 without
     one). Training order follows it; label subsets follow the datamodule's own `seed`, so

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from robust_ssl.errors import DataError
+from robust_ssl.plumbing.files import save_atomically
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -360,10 +361,7 @@ def _cached(source, split: str, cache_root: Path) -> Split:
     entry = dict(fingerprint=fingerprint, images=result.images, labels=result.labels,
                  classes=list(result.classes))
     try:
-        cache_root.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(entry, partial)
-        partial.replace(path)
+        save_atomically(entry, path)
     except OSError as error:
         warnings.warn(f"cannot write the data cache '{path}' ({error}); "
                       "decoding again next time", stacklevel=3)

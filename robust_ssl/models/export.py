@@ -9,6 +9,7 @@ import torch
 
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.models.batchnorm import single_batchnorm
+from robust_ssl.plumbing.files import save_atomically
 
 FORMAT = "robust-ssl-encoder"
 VERSION = 1
@@ -21,16 +22,11 @@ class CheckpointError(RobustSSLError):
 def save_encoder(encoder: torch.nn.Module, path: str | os.PathLike, **metadata) -> Path:
     """Write {format, architecture, state_dict, metadata} to `path` atomically; an encoder
     with dual BatchNorm is written as the plain network of its default branch."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     encoder = single_batchnorm(encoder)
     state = {name: tensor.detach().cpu() for name, tensor in encoder.state_dict().items()}
     entry = dict(format=FORMAT, version=VERSION, architecture=encoder.architecture,
                  state_dict=state, metadata=metadata)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(entry, partial)
-    partial.replace(path)
-    return path
+    return save_atomically(entry, path)
 
 
 def load_encoder(encoder: torch.nn.Module, path: str | os.PathLike) -> dict:

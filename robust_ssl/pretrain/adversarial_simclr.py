@@ -14,7 +14,7 @@ import torch
 from robust_ssl.attacks import ascend, check_epsilon
 from robust_ssl.data.augment import SimCLRViews
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.losses import nt_xent
+from robust_ssl.pretrain.losses import nt_xent
 from robust_ssl.pretrain.simclr import SimCLRTask
 
 

@@ -13,7 +13,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from robust_ssl.data.sources import load_split
 from robust_ssl.data.subsets import stratified_limit, stratified_split
-from robust_ssl.knn import knn_accuracy
+from robust_ssl.pretrain.knn import knn_accuracy
 from robust_ssl.models.export import save_encoder
 
 
@@ -88,8 +88,9 @@ class ExportEncoder(pl.Callback):
         hparams = {k: v for k, v in dict(pl_module.hparams).items()
                    if isinstance(v, (bool, int, float, str, type(None)))}
         pretext = getattr(pl_module, "pretext_name", type(pl_module).__name__)
+        dataset = getattr(trainer.datamodule, "hparams", {}).get("dataset")
         path = self.path or str(Path(trainer.default_root_dir) / "encoder.pt")
-        save_encoder(pl_module.encoder, path, pretext=pretext,
+        save_encoder(pl_module.encoder, path, pretext=pretext, dataset=dataset,
                      epochs=trainer.current_epoch, global_step=trainer.global_step,
                      hparams=hparams)
         rank_zero_info(f"encoder saved to {path}")

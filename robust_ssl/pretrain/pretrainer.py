@@ -22,11 +22,11 @@ from robust_ssl.errors import RobustSSLError
 from robust_ssl.models.backbone import ResNet18Encoder, Stem
 from robust_ssl.models.batchnorm import (BRANCHES, Branch, batchnorm_branch, frozen_statistics,
                                          with_dual_batchnorm)
-from robust_ssl.pretrain.optim import exponential_decay
+from robust_ssl.plumbing.optim import optimizer_and_schedule
 
 
 class Pretrainer(pl.LightningModule):
-    """Encoder + one head per task. Optimiser: see `exponential_decay`; bf16 and channels_last
+    """Encoder + one head per task. Optimiser: plumbing/optim.py's, decaying exponentially; bf16 and channels_last
     on a GPU; `compile` compiles the encoder.
 
     dual_batchnorm: ACL's dual BatchNorm, for adversarial tasks: clean and adversarial images
@@ -117,5 +117,5 @@ class Pretrainer(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return exponential_decay(self, hp.optimizer, hp.lr, hp.weight_decay, hp.momentum,
-                                 hp.final_lr_ratio)
+        return optimizer_and_schedule(self, hp.optimizer, hp.lr, hp.weight_decay, hp.momentum,
+                                      final_lr_ratio=hp.final_lr_ratio)

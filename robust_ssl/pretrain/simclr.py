@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from robust_ssl.data.augment import SimCLRViews
-from robust_ssl.losses import nt_xent
+from robust_ssl.pretrain.losses import nt_xent
 from robust_ssl.models.backbone import ResNet18Encoder, Stem
 from robust_ssl.models.heads import ProjectionHead
 from robust_ssl.pretrain.pretrainer import Pretrainer

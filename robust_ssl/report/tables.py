@@ -1,47 +1,21 @@
-"""Tables and charts built only from the run JSONs of a table's cells (grid.py), beside the
-paper's numbers.
-
-    python -m robust_ssl.report table1 --results results/quick --profile quick \
-        --pretrain-data cifar10 --seeds 0 1
-
-(`curve` is the pretraining-budget curve, written by curve.py.)
-
-writes <table>.md, <table>.csv, <table>.png (bars with error bars) and <table>_eps.png
-(robust accuracy against ε, one curve per cell) into the results directory, prints the table,
-and (unless --wandb off) logs it to W&B as a wandb.Table. Each number is the mean over the
-seeds with its standard deviation; with one seed, the binomial standard error of the test-set
-estimate stands in its place. A cell whose runs failed a sanity check carries a dagger.
+"""Tables 1-3 and their charts, built only from the results of a table's cells (runs/grid.py),
+beside the paper's numbers: <table>.md, <table>.csv, <table>.png (bars with error bars) and
+<table>_eps.png (robust accuracy against ε, one curve per cell). Each number is the mean over
+the seeds with its standard deviation; with one seed, the binomial standard error of the
+test-set estimate stands in its place. A cell whose runs failed a sanity check carries a dagger.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import math
 import statistics
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from robust_ssl import grid
-from robust_ssl.errors import RobustSSLError
-from robust_ssl.tracking import MODES, wandb_mode
-
-EPS = "8/255"
-# Table 1 of the paper, accuracy %: clean, FGSM, clean after adversarial fine-tuning, FGSM after.
-PAPER_TABLE1 = {"supervised": (68, 23, 66, 36), "1%": (58, 26, 49, 29), "10%": (61, 32, 60, 36),
-                "30%": (63, 33, 62, 38), "100%": (63, 35, 62, 40)}
-# Table 2 of the paper: FGSM accuracy % after partial adversarial fine-tuning on 30% of labels
-# (one-number rows, indexed like Table 1's).
-PAPER_TABLE2 = {"rotation": (25,), "jigsaw": (29,), "simclr": (38,)}
-TASK_NAMES = {"rotation": "Rotation", "jigsaw": "Jigsaw", "simclr": "SimCLR",
-              "multitask": "Multi-task (SimCLR + rotation + jigsaw)",
-              "adv_simclr": "adversarial SimCLR"}
-PRETRAIN_NAMES = {"cifar100": "CIFAR-100 train (labels dropped)",
-                  "cifar10": "CIFAR-10 train (labels dropped; in-domain, not the paper's CIFAR-100)"}
+from robust_ssl.evaluation.result import Result, budgets, eps_value, key
+from robust_ssl.report.results import (EPS, PAPER_TABLE1, PAPER_TABLE2, PUBLISHED_TABLE3,
+                                       TABLE_EPS, TASK_NAMES, Stat, load_runs, pretraining_data)
+from robust_ssl.runs import grid
 
 
 @dataclass(frozen=True)
@@ -53,79 +27,31 @@ class Column:
 
 
 TABLE1_COLUMNS = [
-    Column("clean", "clean", "clean", 0), Column("FGSM", "clean", f"fgsm@{EPS}", 1),
-    Column("PGD-20", "clean", f"pgd@{EPS}"), Column("worst case", "clean", f"worst@{EPS}"),
-    Column("clean, adv. FT", "adv", "clean", 2), Column("FGSM, adv. FT", "adv", f"fgsm@{EPS}", 3),
-    Column("PGD-20, adv. FT", "adv", f"pgd@{EPS}"),
-    Column("worst case, adv. FT", "adv", f"worst@{EPS}"),
+    Column("clean", "clean", "clean", 0), Column("FGSM", "clean", key("fgsm", TABLE_EPS), 1),
+    Column("PGD-20", "clean", key("pgd", TABLE_EPS)), Column("worst case", "clean", key("worst", TABLE_EPS)),
+    Column("clean, adv. FT", "adv", "clean", 2), Column("FGSM, adv. FT", "adv", key("fgsm", TABLE_EPS), 3),
+    Column("PGD-20, adv. FT", "adv", key("pgd", TABLE_EPS)),
+    Column("worst case, adv. FT", "adv", key("worst", TABLE_EPS)),
 ]
 TABLE2_COLUMNS = [
-    Column("clean, partial", "partial", "clean"), Column("FGSM, partial", "partial", f"fgsm@{EPS}", 0),
-    Column("PGD-20, partial", "partial", f"pgd@{EPS}"),
-    Column("worst case, partial", "partial", f"worst@{EPS}"),
-    Column("clean, linear", "linear", "clean"), Column("FGSM, linear", "linear", f"fgsm@{EPS}"),
-    Column("PGD-20, linear", "linear", f"pgd@{EPS}"),
+    Column("clean, partial", "partial", "clean"), Column("FGSM, partial", "partial", key("fgsm", TABLE_EPS), 0),
+    Column("PGD-20, partial", "partial", key("pgd", TABLE_EPS)),
+    Column("worst case, partial", "partial", key("worst", TABLE_EPS)),
+    Column("clean, linear", "linear", "clean"), Column("FGSM, linear", "linear", key("fgsm", TABLE_EPS)),
+    Column("PGD-20, linear", "linear", key("pgd", TABLE_EPS)),
 ]
-
-# Published, ResNet-18 on CIFAR-10, ε = 8/255, pretraining on CIFAR-10 (RobustSSL benchmark, as
-# quoted in issue 12): (method, linear probe clean, AutoAttack; full adversarial fine-tuning).
-PUBLISHED_TABLE3 = [("ACL (Jiang et al. 2020)", "78.2", "39.2"),
-                    ("AdvCL (Fan et al. 2021)", "82.4", "43.2"),
-                    ("DynACL++ (Luo et al. 2023)", "79.8", "46.5"),
-                    ("any of them, adversarial full fine-tuning", "81-83", "about 50")]
-
 
 def table3_columns(with_autoattack: bool) -> list[Column]:
     """Clean, FGSM, PGD-20, AutoAttack (when the profile ran it) and worst case under each
     fine-tuning policy."""
-    metrics = [("clean", "clean"), ("FGSM", f"fgsm@{EPS}"), ("PGD-20", f"pgd@{EPS}")]
-    metrics += [("AutoAttack", f"autoattack@{EPS}")] if with_autoattack else []
-    metrics += [("worst case", f"worst@{EPS}")]
+    metrics = [("clean", "clean"), ("FGSM", key("fgsm", TABLE_EPS)), ("PGD-20", key("pgd", TABLE_EPS))]
+    metrics += [("AutoAttack", key("autoattack", TABLE_EPS))] if with_autoattack else []
+    metrics += [("worst case", key("worst", TABLE_EPS))]
     return [Column(f"{header}, {policy}", policy, metric)
             for policy in grid.POLICIES for header, metric in metrics]
 
 
-@dataclass
-class Stat:
-    """One table entry: a metric of one cell over its seeds, in %."""
-
-    values: list[float]
-    examples: int
-    failed: list[str] = field(default_factory=list)  # "<run> run, seed s: message"
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values)
-
-    @property
-    def spread(self) -> float:
-        """Standard deviation over seeds, or with one seed the binomial standard error."""
-        if len(self.values) > 1:
-            return statistics.stdev(self.values)
-        p = self.mean / 100
-        return 100 * math.sqrt(p * (1 - p) / self.examples)
-
-    def text(self) -> str:
-        return f"{self.mean:.1f} ± {self.spread:.1f}" + (" †" if self.failed else "")
-
-
-def load_runs(results: Path, cells: list[grid.Cell], table: str) -> dict[str, dict]:
-    runs, missing = {}, []
-    for cell in cells:
-        if not cell.evaluated:
-            continue
-        path = results / f"{cell.name}.json"
-        if path.is_file():
-            runs[cell.name] = json.loads(path.read_text())
-        else:
-            missing.append(str(path))
-    if missing:
-        raise RobustSSLError(f"missing run results: {', '.join(missing)}; run `make {table}` "
-                             "(with the same SEEDS) to produce them")
-    return runs
-
-
-def entries(cells: list[grid.Cell], runs: dict[str, dict], rows: list[str],
+def entries(cells: list[grid.Cell], runs: dict[str, Result], rows: list[str],
             columns: list[Column]) -> dict[tuple[str, str], Stat]:
     """(row, column header) -> Stat over the seeds."""
     table = {}
@@ -134,23 +60,11 @@ def entries(cells: list[grid.Cell], runs: dict[str, dict], rows: list[str],
             chosen = [c for c in cells if c.row == row and c.column == column.cell_column]
             results = [runs[c.name] for c in chosen]
             table[row, column.header] = Stat(
-                [100 * r["metrics"][column.metric] for r in results],
-                min(r["examples"]["test"] for r in results),
-                [f"{column.cell_column} run, seed {r['seed']}: {w}" for r in results
-                 for w in r["sanity"]["warnings"]])
+                [100 * r.metrics[column.metric] for r in results],
+                min(r.test_examples for r in results),
+                [f"{column.cell_column} run, seed {r.seed}: {w}" for r in results
+                 for w in r.warnings])
     return table
-
-
-def pretraining_data(results: Path, cells: list[grid.Cell], pretrain_data: str) -> str:
-    """What the encoders were pretrained on, read from a pretraining run's config (not from
-    the cell name, which a folder that happens to be called cifar10 would share)."""
-    dataset = pretrain_data
-    for cell in cells:
-        config = results / cell.name / "config.yaml"
-        if cell.stage == "pretrain" and config.is_file():
-            dataset = yaml.safe_load(config.read_text())["data"]["init_args"]["dataset"]
-            break
-    return PRETRAIN_NAMES.get(dataset, f"image folder '{dataset}'")
 
 
 def markdown(title: str, row_labels: dict[str, str], columns: list[Column],
@@ -192,11 +106,11 @@ def write_csv(path: Path, row_labels: dict[str, str], columns: list[Column],
             writer.writerow([label] + values)
 
 
-def notes_for(runs: dict[str, dict], seeds: tuple[int, ...], pretrained_on: str,
+def notes_for(runs: dict[str, Result], seeds: tuple[int, ...], pretrained_on: str,
               paper: bool = True) -> list[str]:
     any_run = next(iter(runs.values()))
-    autoattack = any(f"autoattack@{EPS}" in run["metrics"] for run in runs.values())
-    examples = any_run["examples"]["test"]
+    autoattack = any(key("autoattack", TABLE_EPS) in run.metrics for run in runs.values())
+    examples = any_run.test_examples
     spread = (f"mean ± standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
               if len(seeds) > 1 else
               f"one seed ({seeds[0]}); ± is the binomial standard error of an accuracy measured "
@@ -206,7 +120,7 @@ def notes_for(runs: dict[str, dict], seeds: tuple[int, ...], pretrained_on: str,
             "PGD-20 with step ε/4 and a random start"
             + (", standard AutoAttack on a subset" if autoattack else "")
             + "; worst case = an image counts only if no attack at ε broke it.",
-            f"Test data: {any_run.get('data_source') or 'not recorded'}. Encoders pretrained on "
+            f"Test data: {any_run.data_source or 'not recorded'}. Encoders pretrained on "
             f"{pretrained_on}."]
 
 
@@ -214,10 +128,10 @@ def write_table(table_name: str, results: Path, profile: str, pretrain_data: str
                 seeds: tuple[int, ...]) -> str:
     cells = grid.cells_of(table_name, pretrain_data, seeds, profile=profile)
     runs = load_runs(results, cells, table_name)
-    pretrained_on = pretraining_data(results, cells, pretrain_data)
+    pretrained_on = pretraining_data(runs, pretrain_data)
     if table_name == "table3":
         row_labels = {task: TASK_NAMES[task] for task in grid.TABLE3_TASKS}
-        columns, paper = table3_columns(all(f"autoattack@{EPS}" in run["metrics"]
+        columns, paper = table3_columns(all(key("autoattack", TABLE_EPS) in run.metrics
                                             for run in runs.values())), {}
         title = (f"Table 3: CIFAR-10 accuracy (%) of standard and adversarial SimCLR encoders "
                  f"under three fine-tuning policies, 100% of the labels, profile `{profile}`")
@@ -304,7 +218,7 @@ def column_colours(count: int) -> list[tuple[float, float, float]]:
     return colours[:count]
 
 
-def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],
+def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, Result],
                    row_labels: dict[str, str], title: str) -> None:
     """Robust accuracy against ε, FGSM and PGD-20 side by side, one curve per cell (mean over
     seeds; colour = row, line style = column), measured on each run's ε-sweep subset, at the
@@ -324,16 +238,14 @@ def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],
                 chosen = [runs[c.name] for c in cells if c.row == row and c.column == column]
                 if not chosen:
                     continue
-                sweep = [r.get("subsets", {}).get("sweep", r["metrics"]) for r in chosen]
-                budgets = sorted({k.split("@")[1] for k in sweep[0] if k.startswith(attack + "@")},
-                                 key=lambda e: float(e.split("/")[0]))
-                budgets = [e for e in budgets
-                           if all(f"{a}@{e}" in s for s in sweep for a in ("fgsm", "pgd"))]
-                if not budgets:
+                sweep = [r.sweep for r in chosen]
+                shared = [e for e in budgets(sweep[0], attack)
+                          if all(key(a, eps_value(e)) in s for s in sweep for a in ("fgsm", "pgd"))]
+                if not shared:
                     continue
-                means = [100 * statistics.fmean(s[f"{attack}@{e}"] for s in sweep)
-                         for e in budgets]
-                ax.plot([float(e.split("/")[0]) for e in budgets], means, marker="o",
+                means = [100 * statistics.fmean(s[key(attack, eps_value(e))] for s in sweep)
+                         for e in shared]
+                ax.plot([255 * eps_value(e) for e in shared], means, marker="o",
                         color=colours[row], linestyle=styles[column], label=f"{label}, {column}")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("ε (/255)")
@@ -346,49 +258,3 @@ def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, dict],
     plt.close(fig)
 
 
-def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
-    """The finished table as a wandb.Table in its own run of the table's group."""
-    import wandb
-
-    with open(results / f"{name}.csv") as f:
-        data = list(csv.reader(f))
-    run = wandb.init(project="robust-ssl", group=group, name=name, job_type="report",
-                     dir=str(results), mode="online" if mode == "online" else "offline")
-    run.log({name: wandb.Table(columns=data[0], data=data[1:])})
-    run.finish()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m robust_ssl.report",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("table", choices=sorted(grid.TABLES))
-    parser.add_argument("--results", required=True)
-    parser.add_argument("--profile", required=True)
-    parser.add_argument("--pretrain-data", default="cifar100")
-    parser.add_argument("--seeds", type=grid.non_negative, nargs="*",
-                        help="default: the profile's (as for the grid)")
-    grid.add_budget_arguments(parser)
-    parser.add_argument("--wandb", choices=MODES, default=None,
-                        help="offline (default, or $WANDB), online or off")
-    args = parser.parse_args(argv)
-    results = Path(args.results)
-    try:
-        mode = wandb_mode(args.wandb)
-        if args.table == "curve":
-            from robust_ssl.curve import write_curve  # it builds on this module
-
-            text = write_curve(results, args.profile, args.pretrain_data, grid.seeds_of(args),
-                               *grid.epochs_of(args))
-        else:
-            text = write_table(args.table, results, args.profile, args.pretrain_data,
-                               grid.seeds_of(args))
-    except RobustSSLError as error:
-        print(f"robust-ssl: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    if mode != "off":
-        log_to_wandb(results, args.table, f"{args.table}-{args.profile}", mode)
-    print(text)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,14 +8,14 @@ gaps; the `robust-ssl` CLI installs them in every run.
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from robust_ssl.plumbing.files import save_atomically
 
 
 def collect_random_state() -> dict:
@@ -70,8 +70,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     either the previous checkpoint or the new one, never half a file."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        torch.save(checkpoint, partial)
-        os.replace(partial, path)
+        save_atomically(checkpoint, path)

@@ -19,6 +19,12 @@ from robust_ssl.errors import RobustSSLError
 
 # Keys that change where a run reports, not what it computes.
 UNTRACKED = ("trainer.logger", "trainer.enable_progress_bar")
+# Classes that moved when the package got its layers: a fingerprint on record that names the
+# old path is the same config as one naming the new path.
+MOVED_CLASSES = {
+    "robust_ssl.evaluate.AdversarialEvaluator":
+        "robust_ssl.evaluation.evaluator.AdversarialEvaluator",
+}
 
 
 def flatten(node, prefix: str = "") -> dict[str, object]:
@@ -55,6 +61,13 @@ def fingerprint(config: dict, inputs: dict[str, str | None]) -> dict[str, object
     return flat
 
 
+def migrated(stored: dict) -> dict:
+    """A fingerprint on record, in today's spelling (see MOVED_CLASSES)."""
+    return {key: MOVED_CLASSES.get(value, value)
+            if key.endswith("class_path") and isinstance(value, str) else value
+            for key, value in stored.items()}
+
+
 def differences(old: dict, new: dict, shown: int = 8) -> str:
     keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "<unset>") != new.get(k, "<unset>"))
     parts = [f"{k}: {json.dumps(old.get(k, '<unset>'))} -> {json.dumps(new.get(k, '<unset>'))}"
@@ -86,7 +99,7 @@ def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restar
     file is `current` (so the outputs there are this config's).
     """
     record_path = run_dir / record
-    stored = json.loads(record_path.read_text()) if record_path.is_file() else None
+    stored = migrated(json.loads(record_path.read_text())) if record_path.is_file() else None
     if stored == current:
         return True
     existing = [path for path in outputs if path.exists()]
@@ -105,15 +118,6 @@ def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restar
 
 def record_text(current: dict) -> str:
     return json.dumps(current, indent=1, sort_keys=True, default=str) + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` unless the file already holds it (its time stamp then stays, for make)."""
-    if path.is_file() and path.read_text() == text:
-        return
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def check_resumable(checkpoint: Path) -> None:

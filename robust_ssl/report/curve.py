@@ -18,12 +18,13 @@ import csv
 import statistics
 from pathlib import Path
 
-from robust_ssl import grid
-from robust_ssl.report import EPS, PAPER_TABLE1, Stat, load_runs, pretraining_data
+from robust_ssl.evaluation.result import Result, key
+from robust_ssl.report.results import EPS, PAPER_TABLE1, TABLE_EPS, Stat, load_runs, pretraining_data
+from robust_ssl.runs import grid
 
 SERIES = {"probe-clean": "SimCLR probe", "probe-adv": "SimCLR probe, FGSM-trained",
           "supervised-clean": "supervised", "supervised-adv": "supervised, FGSM-trained"}
-METRICS = {"clean": "clean", "FGSM": f"fgsm@{EPS}", "PGD-20": f"pgd@{EPS}"}
+METRICS = {"clean": "clean", "FGSM": key("fgsm", TABLE_EPS), "PGD-20": key("pgd", TABLE_EPS)}
 # The paper's Table 1 numbers and the budgets they come from: SimCLR pretrained 100 epochs,
 # probed on 100% of the labels; the supervised baseline trained 50 epochs.
 PAPER = {"probe-clean": (100, {"clean": PAPER_TABLE1["100%"][0], "FGSM": PAPER_TABLE1["100%"][1]}),
@@ -46,19 +47,19 @@ def knn_accuracy(run_dir: Path, epoch: int) -> float | None:
     return None
 
 
-def entries(cells: list[grid.Cell], runs: dict[str, dict], epochs: list[int]
+def entries(cells: list[grid.Cell], runs: dict[str, Result], epochs: list[int]
             ) -> dict[tuple[int, str, str], Stat]:
     """(epochs, series, metric) -> Stat over the seeds, for the budgets a series ran."""
     table = {}
     for epoch in epochs:
         for series in SERIES:
             chosen = [runs[c.name] for c in cells if c.row == str(epoch) and c.column == series]
-            for metric, key in METRICS.items():
+            for metric, metric_key in METRICS.items():
                 if chosen:
                     table[epoch, series, metric] = Stat(
-                        [100 * r["metrics"][key] for r in chosen],
-                        min(r["examples"]["test"] for r in chosen),
-                        [f"seed {r['seed']}: {w}" for r in chosen for w in r["sanity"]["warnings"]])
+                        [100 * r.metrics[metric_key] for r in chosen],
+                        min(r.test_examples for r in chosen),
+                        [f"seed {r.seed}: {w}" for r in chosen for w in r.warnings])
     return table
 
 
@@ -170,7 +171,7 @@ def write_curve(results: Path, profile: str, pretrain_data: str, seeds: tuple[in
     budgets = sorted({int(c.row) for c in cells})
     table, knn = entries(cells, runs, budgets), knn_entries(results, cells)
     any_run = next(iter(runs.values()))
-    examples = any_run["examples"]["test"]
+    examples = any_run.test_examples
     spread = (f"mean ± standard deviation over {len(seeds)} seeds" if len(seeds) > 1 else
               f"one seed ({seeds[0]}); ± is the binomial standard error on {examples} test "
               "images")
@@ -182,8 +183,8 @@ def write_curve(results: Path, profile: str, pretrain_data: str, seeds: tuple[in
              "encoder is exported at each budget (so a longer curve continues a shorter one); "
              "each supervised budget is a run of its own, its learning rate annealed to zero. "
              "Probes: Table 1's 100%-label linear probe.",
-             f"Test data: {any_run.get('data_source') or 'not recorded'}. SimCLR pretrained on "
-             f"{pretraining_data(results, cells, pretrain_data)}."]
+             f"Test data: {any_run.data_source or 'not recorded'}. SimCLR pretrained on "
+             f"{pretraining_data(runs, pretrain_data)}."]
     text = markdown(title, budgets, table, knn, notes)
     (results / "curve.md").write_text(text)
     write_csv(results / "curve.csv", budgets, table, knn)

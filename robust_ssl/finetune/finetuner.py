@@ -14,15 +14,18 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from robust_ssl.attacks import check_epsilon, fgsm, pgd
+from robust_ssl.attacks import FGSM, PGD, build_attack, check_epsilon
+from robust_ssl.data.modules import check_classes
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.knn import encode
+from robust_ssl.finetune.features import CacheFrozenFeatures
+from robust_ssl.finetune.history import ValidationRecord, validation_record
 from robust_ssl.models.backbone import ResNet18Encoder, Stem
 from robust_ssl.models.export import load_encoder
-from robust_ssl.pretrain.optim import kernel_options
+from robust_ssl.plumbing.optim import optimizer_and_schedule
 
 Freeze = Literal["linear", "partial", "full"]
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+NOT_RECORDED = "not recorded"  # `pretraining` of a classifier saved before it was kept
 
 
 class FineTuner(pl.LightningModule):
@@ -95,16 +98,24 @@ class FineTuner(pl.LightningModule):
             raise RobustSSLError(f"adv_weight={adv_weight} is outside [0, 1]")
         check_epsilon(eps)
         self.save_hyperparameters()
+        # the training attack, from the registry: PGD's steps are of ε/4 (step_ratio 0.25)
+        options = {"random_start": random_start} if attack == "fgsm" else {"steps": attack_steps}
+        self.training_attack = build_attack(attack, eps, **options)
+        self.validation_attacks = {"fgsm": FGSM(eps), "pgd": PGD(eps, steps=10)}
         self.encoder = ResNet18Encoder(stem)
+        # what the encoder was pretrained as (its export's metadata), for the result
+        self.pretraining: dict | None | str = None
         if encoder_path is not None:
-            load_encoder(self.encoder, encoder_path)
+            found = load_encoder(self.encoder, encoder_path)
+            self.pretraining = {k: found.get(k) for k in ("pretext", "dataset", "epochs")}
+        self.trains_on_features = False  # set by CacheFrozenFeatures
         dim = ResNet18Encoder.feature_dim
         self.feature_norm = (torch.nn.BatchNorm1d(dim, affine=False) if standardize_features
                              else torch.nn.Identity())
         self.classifier: torch.nn.Linear | None = None
         if num_classes is not None:
             self._build_head(num_classes)
-        self.validation_history: list[dict[str, float]] = []
+        self.validation_history: list[ValidationRecord] = []
         self.frozen = self._frozen_modules()
         for module in self.frozen:
             module.requires_grad_(False)
@@ -143,8 +154,7 @@ class FineTuner(pl.LightningModule):
         return self.classifier(self.feature_norm(features))
 
     def setup(self, stage: str) -> None:
-        """Take the number of classes from the data; for a cached linear probe, hand the
-        datamodule the frozen features of its train set."""
+        """Take the number of classes from the data (checked against a given one)."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         data_classes = getattr(datamodule, "num_classes", None)
         if self.classifier is None:
@@ -153,41 +163,36 @@ class FineTuner(pl.LightningModule):
                                      "read it from: pass model.num_classes")
             self.hparams.num_classes = data_classes
             self._build_head(data_classes)
-        elif data_classes is not None and data_classes != self.hparams.num_classes:
-            raise RobustSSLError(
-                f"the model has {self.hparams.num_classes} classes but the data "
-                f"'{datamodule.hparams.dataset}' has {data_classes}: set model.num_classes to "
-                f"{data_classes} or null (read from the data)")
+        elif datamodule is not None:
+            check_classes("the model has", self.hparams.num_classes, data_classes,
+                          datamodule.hparams.dataset,
+                          f"set model.num_classes to {data_classes} or null (read from the data)")
         # made here, in each process: under ddp_spawn, metric states made in __init__ would be
         # one shared-memory tensor that every rank adds to
         self.val_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
         self.val_fgsm_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
         self.val_pgd_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
-        if stage == "fit" and self.caches_features and datamodule is not None:
-            datamodule.setup("fit")
-            device = self.trainer.strategy.root_device
-            features = encode(self.encoder.to(device), datamodule.train.images, normalize=False)
-            datamodule.use_train_features(features)
+
+    def configure_callbacks(self):
+        """A clean linear probe trains on features computed once (CacheFrozenFeatures)."""
+        return [CacheFrozenFeatures()] if self.caches_features else []
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
-        if self.caches_features:
+        if self.trains_on_features:
             loss = F.cross_entropy(self.predict(inputs), labels)
         elif not self.hparams.adversarial:
             loss = F.cross_entropy(self(inputs), labels)
         else:
-            hp = self.hparams
-            if hp.attack == "pgd":
-                adversarial = pgd(self, inputs, labels, hp.eps, hp.eps / 4, hp.attack_steps)
-            else:
-                adversarial = fgsm(self, inputs, labels, hp.eps, hp.random_start)
-            if hp.adv_weight == 1.0:  # adversarial examples alone (Madry et al.): BatchNorm
-                loss = loss_adv = F.cross_entropy(self(adversarial), labels)  # sees no clean batch
-            else:
+            adversarial = self.training_attack(self, inputs, labels)
+            if self.hparams.adv_weight == 1.0:  # adversarial examples alone (Madry et al.):
+                loss = loss_adv = F.cross_entropy(self(adversarial), labels)  # BatchNorm sees
+            else:                                                   # no clean batch
                 logits_clean, logits_adv = self(torch.cat([inputs, adversarial])).chunk(2)
                 loss_clean = F.cross_entropy(logits_clean, labels)
                 loss_adv = F.cross_entropy(logits_adv, labels)
-                loss = (1 - hp.adv_weight) * loss_clean + hp.adv_weight * loss_adv
+                weight = self.hparams.adv_weight
+                loss = (1 - weight) * loss_clean + weight * loss_adv
             self.log("train/loss_adv", loss_adv, batch_size=len(labels))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(labels))
         return loss
@@ -195,13 +200,13 @@ class FineTuner(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         """Clean and FGSM accuracy on every image, PGD-10 on the first few (see the class)."""
         images, labels = batch
-        eps, few = self.hparams.eps, self.hparams.val_pgd_examples
+        few = self.hparams.val_pgd_examples
         with torch.inference_mode(False):
             images, labels = images.clone(), labels.clone()
-            adversarial = fgsm(self, images, labels, eps)
+            adversarial = self.validation_attacks["fgsm"](self, images, labels)
             strong = None
             if batch_idx == 0 and few > 0:
-                strong = pgd(self, images[:few], labels[:few], eps, eps / 4, steps=10)
+                strong = self.validation_attacks["pgd"](self, images[:few], labels[:few])
         with torch.no_grad():
             self.val_acc(self(images), labels)
             self.val_fgsm_acc(self(adversarial), labels)
@@ -215,27 +220,23 @@ class FineTuner(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        metrics = self.trainer.callback_metrics
-        self.validation_history.append({"epoch": self.current_epoch} | {
-            name: float(metrics[f"val/{name}"]) for name in ("acc", "fgsm_acc", "pgd_acc")
-            if f"val/{name}" in metrics})
+        self.validation_history.append(
+            validation_record(self.current_epoch, self.trainer.callback_metrics))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["validation_history"] = list(self.validation_history)
+        checkpoint["pretraining"] = self.pretraining
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.validation_history = list(checkpoint.get("validation_history", []))
+        if "pretraining" in checkpoint:  # a resumed run keeps what it was built with
+            self.pretraining = checkpoint["pretraining"]
+        elif self.hparams.encoder_path is None:  # a classifier from before the field existed
+            self.pretraining = NOT_RECORDED
 
     def configure_optimizers(self):
-        """SGD (or AdamW) over the trainable parameters only, cosine-annealed to zero."""
+        """SGD with Nesterov momentum (or AdamW) over the trainable parameters, cosine-annealed
+        to zero."""
         hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, nesterov=True,
-                                  weight_decay=hp.weight_decay, **kernel_options(self))
-        else:
-            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay,
-                                    **kernel_options(self))
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizer_and_schedule(self, hp.optimizer, hp.lr, hp.weight_decay, hp.momentum,
+                                      nesterov=True, schedule="cosine")

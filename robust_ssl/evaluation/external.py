@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
-import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -26,13 +26,17 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from robust_ssl.data.modules import LabeledDataModule
-from robust_ssl.errors import RobustSSLError
-from robust_ssl.evaluate import AdversarialEvaluator, ATTACKS, load_classifier
-from robust_ssl.models.backbone import CIFAR10_MEAN, CIFAR10_STD
+from robust_ssl.data.modules import LabeledDataModule, check_classes
+from robust_ssl.errors import RobustSSLError, exit_on_user_error
+from robust_ssl.plumbing.files import replace_atomically, save_atomically
+from robust_ssl.evaluation.classifier import load_classifier
+from robust_ssl.evaluation.evaluator import ATTACKS, AdversarialEvaluator
 
 FORMATS = ("torchscript", "state_dict")
 STATE_DICT_FORMAT = "robust-ssl-classifier-state-dict"
+CONSTRUCTOR = "robust_ssl.evaluation.external:resnet18_classifier"
+# what exports made before the package had layers record as their constructor
+LEGACY_CONSTRUCTORS = {"robust_ssl.external:resnet18_classifier": CONSTRUCTOR}
 
 
 class ModelError(RobustSSLError):
@@ -160,9 +164,9 @@ def check_model(model: PixelClassifier, image_size: int, data_classes: int,
                 num_classes: int | None, dataset: str) -> None:
     """One forward pass on two images of the data's size: the model takes them and predicts
     the data's number of classes, or one error says which it does not."""
-    if num_classes is not None and num_classes != data_classes:
-        raise ModelError(f"--num-classes {num_classes} but the data '{dataset}' has "
-                         f"{data_classes} classes: evaluate the model on the data it predicts")
+    if num_classes is not None:
+        check_classes("--num-classes gives", num_classes, data_classes, dataset,
+                      "evaluate the model on the data it predicts")
     size = model.input_size or image_size
     try:
         with torch.no_grad():
@@ -173,10 +177,9 @@ def check_model(model: PixelClassifier, image_size: int, data_classes: int,
     if logits.ndim != 2 or logits.shape[0] != 2:
         raise ModelError(f"the model returns shape {tuple(logits.shape)} for 2 images, not "
                          "(2, classes): give a classifier that returns logits")
-    if logits.shape[1] != data_classes:
-        raise ModelError(f"the model predicts {logits.shape[1]} classes but the data "
-                         f"'{dataset}' has {data_classes}: evaluate it on the data it was "
-                         "trained for (or build it with that many outputs)")
+    check_classes("the model predicts", logits.shape[1], data_classes, dataset,
+                  "evaluate it on the data it was trained for (or build it with that many "
+                  "outputs)")
     model.num_classes = data_classes
 
 
@@ -252,29 +255,23 @@ def export_classifier(checkpoint: str | Path, output: str | Path,
     if format not in FORMATS:
         raise ModelError(f"unknown export format {format!r}: choose {' or '.join(FORMATS)}")
     tuner = load_classifier(str(checkpoint)).eval()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
     if format == "torchscript":
         plain = nn.Sequential(tuner.encoder, tuner.feature_norm, tuner.classifier).eval()
         with torch.no_grad():  # a ResNet has one path whatever the input: tracing records it
             traced = torch.jit.trace(plain, torch.rand(2, 3, 32, 32))
-        torch.jit.save(traced, str(partial))
-    else:
-        stem, classes = tuner.hparams.stem, tuner.hparams.num_classes
-        state = {name.removeprefix("encoder.net."): value
-                 for name, value in tuner.state_dict().items() if name.startswith("encoder.net.")}
-        state |= {f"fc.0.{k}": v for k, v in tuner.feature_norm.state_dict().items()}
-        state |= {f"fc.1.{k}": v for k, v in tuner.classifier.state_dict().items()}
-        normalize = tuner.encoder.normalize
-        torch.save({"format": STATE_DICT_FORMAT, "state_dict": state,
-                    "constructor": "robust_ssl.external:resnet18_classifier",
-                    "constructor_args": {"num_classes": classes, "stem": stem},
-                    "mean": normalize.mean.flatten().tolist(),
-                    "std": normalize.std.flatten().tolist(),
-                    "recipe": resnet18_classifier.__doc__}, partial)
-    partial.replace(output)
-    return output
+        return replace_atomically(output, lambda partial: torch.jit.save(traced, str(partial)))
+    stem, classes = tuner.hparams.stem, tuner.hparams.num_classes
+    state = {name.removeprefix("encoder.net."): value
+             for name, value in tuner.state_dict().items() if name.startswith("encoder.net.")}
+    state |= {f"fc.0.{k}": v for k, v in tuner.feature_norm.state_dict().items()}
+    state |= {f"fc.1.{k}": v for k, v in tuner.classifier.state_dict().items()}
+    normalize = tuner.encoder.normalize
+    return save_atomically({"format": STATE_DICT_FORMAT, "state_dict": state,
+                            "constructor": CONSTRUCTOR,
+                            "constructor_args": {"num_classes": classes, "stem": stem},
+                            "mean": normalize.mean.flatten().tolist(),
+                            "std": normalize.std.flatten().tolist(),
+                            "recipe": resnet18_classifier.__doc__}, output)
 
 
 def epsilon(text: str) -> float:
@@ -295,7 +292,10 @@ def exported_settings(path: Path) -> dict:
         return {}  # read_state_dict names the problem
     if not isinstance(entry, dict) or entry.get("format") != STATE_DICT_FORMAT:
         return {}
-    return {key: entry[key] for key in ("constructor", "constructor_args", "mean", "std")}
+    settings = {key: entry[key] for key in ("constructor", "constructor_args", "mean", "std")}
+    settings["constructor"] = LEGACY_CONSTRUCTORS.get(settings["constructor"],
+                                                      settings["constructor"])
+    return settings
 
 
 def load_from_args(args: argparse.Namespace) -> tuple[nn.Module, dict]:
@@ -321,7 +321,7 @@ def load_from_args(args: argparse.Namespace) -> tuple[nn.Module, dict]:
             args.mean, args.std = exported["mean"], exported["std"]
     elif not args.constructor:
         raise ModelError("--state-dict needs --constructor package.module:function (e.g. "
-                         "robust_ssl.external:resnet18_classifier for a robust-ssl export)")
+                         "robust_ssl.evaluation.external:resnet18_classifier for a robust-ssl export)")
     else:
         arguments = yaml.safe_load(args.constructor_args) if args.constructor_args else {}
     if not isinstance(arguments, dict):
@@ -330,6 +330,13 @@ def load_from_args(args: argparse.Namespace) -> tuple[nn.Module, dict]:
     model = constructed_model(Path(args.state_dict), args.constructor, arguments)
     return model, {"architecture": args.constructor, "constructor_args": arguments,
                    "state_dict": args.state_dict}
+
+
+def evaluator_defaults() -> dict:
+    """The AdversarialEvaluator's defaults, which the command line offers as its own."""
+    parameters = inspect.signature(AdversarialEvaluator.__init__).parameters
+    return {name: p.default for name, p in parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -361,13 +368,14 @@ def parser() -> argparse.ArgumentParser:
                    "the test split, as a profile's test_fraction")
     e.add_argument("--test-limit", type=int, help="about this many test images, stratified, "
                    "as a profile's test_limit (the smoke profile's 200)")
-    e.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=ATTACKS)
-    e.add_argument("--eps", type=epsilon, default=8 / 255, help="e.g. 8/255")
+    default = evaluator_defaults()
+    e.add_argument("--attacks", nargs="*", default=list(default["attacks"]), choices=ATTACKS)
+    e.add_argument("--eps", type=epsilon, default=default["eps"], help="e.g. 8/255")
     e.add_argument("--sweep-epsilons", type=epsilon, nargs="*",
-                   default=[1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255])
-    e.add_argument("--sweep-examples", type=int)
-    e.add_argument("--pgd-steps", type=int, default=20)
-    e.add_argument("--autoattack-examples", type=int, default=0)
+                   default=list(default["sweep_epsilons"]))
+    e.add_argument("--sweep-examples", type=int, default=default["sweep_examples"])
+    e.add_argument("--pgd-steps", type=int, default=default["pgd_steps"])
+    e.add_argument("--autoattack-examples", type=int, default=default["autoattack_examples"])
     e.add_argument("--seed", type=int, default=0, help="the attacks' random starts")
     e.add_argument("--name", help="the run's name (default: the output's stem)")
     e.add_argument("--output", required=True, help="the result JSON")
@@ -382,7 +390,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
-    try:
+    with exit_on_user_error():
         if args.command == "export":
             path = export_classifier(args.checkpoint, args.output, args.format)
             print(f"exported {args.checkpoint} to {path} ({args.format})")
@@ -397,8 +405,5 @@ def main(argv: list[str]) -> None:
             sweep_epsilons=tuple(args.sweep_epsilons), sweep_examples=args.sweep_examples,
             pgd_steps=args.pgd_steps, autoattack_examples=args.autoattack_examples,
             attack_seed=args.seed)
-    except RobustSSLError as error:
-        print(f"robust-ssl: error: {error}", file=sys.stderr)
-        sys.exit(2)
     shown = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["metrics"].items())
     print(f"{result['run']}: {shown}")

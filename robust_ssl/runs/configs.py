@@ -3,7 +3,7 @@ profile, merged as LightningCLI merges repeated `--config` files, so that
 
     robust-ssl fit --config experiments/base/simclr.yaml --config experiments/quick/simclr.yaml
 
-runs what `python -m robust_ssl.run pretrain --profile quick` runs: mappings merge key by key,
+runs what `python -m robust_ssl.runs.run pretrain --profile quick` runs: mappings merge key by key,
 a subclass's `init_args` merge while its `class_path` stays the same, and lists (callbacks,
 tasks) are replaced whole. The YAMLs name no output paths: run.py routes them, recognising
 callbacks by their class, however the class path is spelled.
@@ -19,7 +19,7 @@ import yaml
 
 from robust_ssl.errors import RobustSSLError
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 BASE = EXPERIMENTS / "base"
 NOT_PRETEXT = {"finetune", "supervised", "evaluate"}
 # where a callback class given by its name alone is looked up (as LightningCLI does)

@@ -1,0 +1,37 @@
+"""Per-image records: whether each test image survived each attack setting, and what follows
+from them on the same images (auto-attack's `robust_flags`): accuracies, the worst case per
+image over the attacks at one ε, the metrics of a subset."""
+
+from __future__ import annotations
+
+import torch
+
+from robust_ssl.evaluation.result import budgets, eps_value, key
+
+WORST_CASE = ("fgsm", "pgd", "autoattack")  # attacks that count in the worst case (not noise)
+
+Records = dict[str, tuple[torch.Tensor, torch.Tensor]]  # metric key -> (ran, right) per image
+
+
+def worst_case(records: Records, eps: float, mask: torch.Tensor) -> float:
+    """Accuracy counting an image right only if every attack at `eps` that ran on all of
+    `mask` left it right."""
+    survived = mask.clone()
+    used = [a for a in WORST_CASE if key(a, eps) in records and records[key(a, eps)][0][mask].all()]
+    if not used:
+        return float("nan")
+    for attack in used:
+        survived &= records[key(attack, eps)][1]
+    return survived[mask].float().mean().item()
+
+
+def subset_metrics(records: Records, mask: torch.Tensor) -> dict[str, float]:
+    """Every setting that ran on all of the subset, and the worst case at each ε, on it alone:
+    the numbers to compare with what ran only there."""
+    found = {name: right[mask].float().mean().item() for name, (ran, right) in records.items()
+             if ran[mask].all()}
+    for budget in budgets(found):
+        worst = worst_case(records, eps_value(budget), mask)
+        if worst == worst:  # not NaN
+            found[f"worst@{budget}"] = worst
+    return found

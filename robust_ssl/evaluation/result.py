@@ -1,0 +1,131 @@
+"""A run's result: the one JSON an evaluated cell leaves, its metric keys and ε names, written
+and read here and nowhere else. Torch-free, so the report and the grid read results without
+importing torch.
+
+A metric key is `clean` or `<attack>@<ε name>` (`pgd@8/255`); ε names read as budgets are
+written (`8/255`). The JSON holds the run's name and seed, the table's ε, the metrics on every
+test image, the same on the sweep and AutoAttack subsets, the numbers of examples, the sanity
+checks, the classifier's validation history, the data source, the pretraining (the encoder's
+pretext task and data set; null for a classifier trained from scratch), the config, wall time,
+device, package versions and git commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from robust_ssl.plumbing.files import write_text_atomically
+
+TABLE_EPS = 8 / 255  # the budget of every table and of the paper's FGSM columns
+PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "kornia", "pyautoattack",
+            "robust-ssl")
+
+
+def eps_name(eps: float) -> str:
+    """8/255 -> '8/255': budgets read as they are usually written."""
+    return f"{round(eps * 255, 2):g}/255"
+
+
+def eps_value(name: str) -> float:
+    """'8/255' -> 0.0314 (the inverse of eps_name)."""
+    return float(name.split("/")[0]) / 255
+
+
+def key(attack: str, eps: float | None = None) -> str:
+    """The metric key of `attack` at `eps` ('clean' has no budget)."""
+    return "clean" if attack == "clean" else f"{attack}@{eps_name(eps)}"
+
+
+def parse_key(name: str) -> tuple[str, str | None]:
+    """'pgd@8/255' -> ('pgd', '8/255'); 'clean' -> ('clean', None)."""
+    attack, _, budget = name.partition("@")
+    return attack, budget or None
+
+
+def budgets(keys, attack: str | None = None) -> list[str]:
+    """The ε names among `keys` (of `attack` alone, if given), smallest first."""
+    found = {parse_key(k)[1] for k in keys
+             if parse_key(k)[1] is not None and attack in (None, parse_key(k)[0])}
+    return sorted(found, key=eps_value)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A result JSON as read back: the fields the report, the curve and the summary use."""
+
+    path: Path
+    data: dict
+
+    @property
+    def run(self) -> str:
+        return self.data["run"]
+
+    @property
+    def seed(self) -> int:
+        return self.data["seed"]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.data["metrics"]
+
+    def metric(self, attack: str, eps: float | None = None) -> float:
+        return self.metrics[key(attack, eps)]
+
+    @property
+    def sweep(self) -> dict[str, float]:
+        """The metrics on the ε-sweep subset (all metrics where no sweep ran)."""
+        return self.data.get("subsets", {}).get("sweep", self.metrics)
+
+    @property
+    def test_examples(self) -> int:
+        return self.data["examples"]["test"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.data["sanity"]["warnings"]
+
+    @property
+    def data_source(self) -> str | None:
+        return self.data.get("data_source")
+
+    @property
+    def pretraining_set(self) -> str | None:
+        """The data set the classifier's encoder was pretrained on, as the encoder's export
+        recorded it; None for a classifier without a pretrained encoder and for results
+        written before the field existed."""
+        return (self.data.get("pretraining") or {}).get("dataset")
+
+
+def write_result(path: str | os.PathLike, result: dict) -> None:
+    write_text_atomically(Path(path), json.dumps(result, indent=2, default=str) + "\n")
+
+
+def read_result(path: str | os.PathLike) -> Result:
+    return Result(Path(path), json.loads(Path(path).read_text()))
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def git_commit() -> str | None:
+    try:
+        # the commit, suffixed -dirty when results came from uncommitted code
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40",
+                              "--exclude=*"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,51 @@
+"""Lightning's CLI as every run of the suite uses it: exact resumption, atomic checkpoint files
+and, off a terminal, one line per epoch in every run whatever its YAML says; a user error
+surfaces as the RobustSSLError behind jsonargparse's wrapping."""
+
+from __future__ import annotations
+
+import sys
+
+from pytorch_lightning.cli import LightningCLI
+
+from robust_ssl.errors import RobustSSLError
+from robust_ssl.plumbing.progress import EpochLines
+from robust_ssl.plumbing.resume import AtomicCheckpointIO, RandomState
+
+
+def trainer_defaults() -> dict:
+    """Present in every run whatever the YAML says: exact resumption (random state in the
+    checkpoints, whole checkpoint files) and, when the output is not a terminal, one line per
+    epoch instead of progress bars."""
+    terminal = sys.stdout.isatty()
+    callbacks = [RandomState()] + ([] if terminal else [EpochLines()])
+    return {"callbacks": callbacks, "plugins": [AtomicCheckpointIO()],
+            "enable_progress_bar": terminal}
+
+
+def run_cli(args: list[str] | None = None) -> LightningCLI:
+    """Run Lightning's CLI; a user error comes out as the RobustSSLError behind it."""
+    try:
+        return LightningCLI(
+            args=args,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults=trainer_defaults(),
+        )
+    except Exception as error:
+        user_error = _user_error(error)
+        if user_error is None:
+            raise
+        raise user_error from None
+
+
+def _user_error(error: BaseException | None) -> RobustSSLError | None:
+    """The RobustSSLError behind `error`: jsonargparse wraps errors raised while instantiating."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, RobustSSLError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

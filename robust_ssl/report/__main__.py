@@ -1,0 +1,63 @@
+"""`python -m robust_ssl.report <table>`: write a finished table's (or the curve's) markdown, CSV
+and charts from its cells' results, print it, and log it to W&B unless --wandb off.
+
+    python -m robust_ssl.report table1 --results results/quick --profile quick \\
+        --pretrain-data cifar10 --seeds 0 1
+    python -m robust_ssl.report curve --results results/quick --profile quick \\
+        --pretrain-data cifar10 [--epochs 1 2 4 8 16] [--supervised-epochs 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from robust_ssl.errors import exit_on_user_error
+from robust_ssl.plumbing.tracking import MODES, wandb_mode
+from robust_ssl.report.curve import write_curve
+from robust_ssl.report.tables import write_table
+from robust_ssl.runs import grid
+
+
+def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
+    """The finished table as a wandb.Table in its own run of the table's group."""
+    import wandb
+
+    with open(results / f"{name}.csv") as f:
+        data = list(csv.reader(f))
+    run = wandb.init(project="robust-ssl", group=group, name=name, job_type="report",
+                     dir=str(results), mode="online" if mode == "online" else "offline")
+    run.log({name: wandb.Table(columns=data[0], data=data[1:])})
+    run.finish()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m robust_ssl.report.tables",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("table", choices=sorted(grid.TABLES))
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--pretrain-data", default="cifar100")
+    parser.add_argument("--seeds", type=grid.non_negative, nargs="*",
+                        help="default: the profile's (as for the grid)")
+    grid.add_budget_arguments(parser)
+    parser.add_argument("--wandb", choices=MODES, default=None,
+                        help="offline (default, or $WANDB), online or off")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    with exit_on_user_error():
+        mode = wandb_mode(args.wandb)
+        if args.table == "curve":
+            text = write_curve(results, args.profile, args.pretrain_data, grid.seeds_of(args),
+                               *grid.epochs_of(args))
+        else:
+            text = write_table(args.table, results, args.profile, args.pretrain_data,
+                               grid.seeds_of(args))
+    if mode != "off":
+        log_to_wandb(results, args.table, f"{args.table}-{args.profile}", mode)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

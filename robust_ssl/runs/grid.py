@@ -1,0 +1,304 @@
+"""The experiment grid: every table as a list of cells, the one description that both the
+table recipes (`make table1` runs `python -m robust_ssl.runs.grid table1 ...`) and the report read.
+
+A cell is one run directory `<results>/<name>`: a pretraining (it leaves `encoder.pt`) or a
+fine-tuning followed by its evaluation (it leaves `<name>.json`). Cells are listed so that
+each comes after the cells it reads. Adding a label fraction, a row or a table is editing
+this file; the runner and the report follow.
+
+    python -m robust_ssl.runs.grid table1 --profile quick --results results/quick \
+        --data-dir data --pretrain-data cifar10 --seeds 0 1
+    python -m robust_ssl.runs.grid curve --profile quick ... --epochs 1 2 4 8 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+FRACTIONS = {"1%": 0.01, "10%": 0.1, "30%": 0.3, "100%": 1.0}
+TRAININGS = ("clean", "adv")  # without and with on-the-fly FGSM examples
+TABLE2_TASKS = ("rotation", "jigsaw", "simclr", "multitask")
+TABLE2_FRACTION = "30%"
+DEFAULT_SEEDS = {"paper": (0, 1, 2), "quick": (0,), "smoke": (0,)}
+# The budget curve: SimCLR's encoder exported after these many pretraining epochs, and the
+# supervised baseline trained from scratch for these many epochs (quick: its cost grows with
+# the sum of the budgets, 5 min per epoch for the clean and FGSM runs together).
+CURVE_EPOCHS = {"paper": (1, 2, 4, 8, 16, 32, 64, 100), "quick": (1, 2, 4, 8, 16),
+                "smoke": (1, 2)}
+SUPERVISED_EPOCHS = {"paper": CURVE_EPOCHS["paper"], "quick": (1, 2, 4), "smoke": (1,)}
+# One pretraining run on every image, with a constant learning rate, so that the encoder after
+# e epochs is the same in any curve that reaches e: a longer curve continues a shorter one.
+CURVE_PRETRAINING = ("data.fraction=1.0", "model.final_lr_ratio=1.0")
+NO_EPSILON_SWEEP = ("model.sweep_epsilons=[]",)  # the curve has no ε axis
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run. `row` and `column` place its result in the report; `encoder` names the
+    pretraining cell whose encoder.pt it fine-tunes (None: random weights); `continues`
+    names the pretraining cell it picks up from, as a resumed run would."""
+
+    name: str
+    stage: str  # pretrain | finetune | supervised
+    seed: int
+    overrides: tuple[str, ...] = ()
+    task: str | None = None
+    encoder: str | None = None
+    row: str | None = None
+    column: str | None = None
+    continues: str | None = None  # a pretraining cell whose last checkpoint this one trains on
+    evaluate_overrides: tuple[str, ...] = ()
+
+    @property
+    def evaluated(self) -> bool:
+        return self.stage != "pretrain"
+
+
+def pretrain_name(pretrain_data: str) -> str:
+    """The name cells use for the pretraining data: an image folder given by its path gets
+    names of its own (folder-<name>), never those of cifar10 or cifar100."""
+    return f"folder-{Path(pretrain_data).name}" if "/" in pretrain_data else pretrain_data
+
+
+def adversarial(training: str) -> str:
+    """The override of a cell trained without ('clean') or with ('adv') FGSM examples."""
+    return f"model.adversarial={str(training == 'adv').lower()}"
+
+
+# Table 3: standard and adversarial SimCLR encoders under the robust-SSL literature's
+# fine-tuning policies, all on 100% of the labels (FineTuner settings over finetune.yaml):
+# SLF standard linear fine-tuning; ALF adversarial linear fine-tuning (training examples only
+# adversarial, FGSM; `model.attack=pgd` for PGD-k); AFF adversarial full fine-tuning with PGD.
+TABLE3_TASKS = ("simclr", "adv_simclr")
+POLICIES = {"SLF": ("clean", "linear", ()),  # (training, freeze, further overrides)
+            "ALF": ("adv", "linear", ("model.adv_weight=1.0",)),
+            "AFF": ("adv", "full", ("model.adv_weight=1.0", "model.attack=pgd"))}
+# AFF's PGD steps (of ε/4) and epochs per profile: the paper profile's PGD-10 over the
+# fine-tuning's 50 epochs; on a CPU, PGD-2 for 2 epochs.
+AFF_BUDGET = {"paper": ("model.attack_steps=10",),
+              "quick": ("model.attack_steps=2", "trainer.max_epochs=2",
+                        "trainer.check_val_every_n_epoch=2"),
+              "smoke": ("model.attack_steps=2",)}
+
+
+def pretraining(task: str, pretrain: str, seed: int) -> Cell:
+    return Cell(f"{task}-{pretrain}-s{seed}", "pretrain", seed, task=task)
+
+
+def fine_tuning(task: str, pretrain: str, seed: int, fraction: str, training: str,
+                freeze: str = "linear", row: str | None = None,
+                column: str | None = None) -> Cell:
+    """A linear probe (or partial fine-tuning) of a pretrained encoder on a label fraction."""
+    kind = "" if freeze == "linear" else f"-{freeze}"
+    return Cell(f"{task}-{pretrain}-f{fraction.rstrip('%')}{kind}-{training}-s{seed}",
+                "finetune", seed,
+                overrides=(f"data.fraction={FRACTIONS[fraction]}", adversarial(training),
+                           f"model.freeze={freeze}"),
+                encoder=pretraining(task, pretrain, seed).name, row=row, column=column)
+
+
+def table1(pretrain: str, seeds: tuple[int, ...]) -> list[Cell]:
+    """SimCLR probes at four label fractions, the supervised baseline trained from scratch,
+    and the same probe on an untrained encoder; each clean and with FGSM examples."""
+    cells = []
+    for seed in seeds:
+        cells.append(pretraining("simclr", pretrain, seed))
+        for training in TRAININGS:
+            cells.append(Cell(f"supervised-{training}-s{seed}", "supervised", seed,
+                              overrides=(adversarial(training),), row="supervised",
+                              column=training))
+            cells += [fine_tuning("simclr", pretrain, seed, fraction, training, row=fraction,
+                                  column=training) for fraction in FRACTIONS]
+            cells.append(Cell(f"random-f100-{training}-s{seed}", "finetune", seed,
+                              overrides=("data.fraction=1.0", adversarial(training),
+                                         "model.encoder_path=null"),
+                              row="random encoder", column=training))
+    return cells
+
+
+def table2(pretrain: str, seeds: tuple[int, ...]) -> list[Cell]:
+    """Each pretext task's encoder on 30% of the labels with FGSM examples: partial
+    adversarial fine-tuning (the paper's Table 2) and the adversarial linear probe. SimCLR's
+    probe is Table 1's cell, so it is reused, not rerun."""
+    cells = []
+    for seed in seeds:
+        for task in TABLE2_TASKS:
+            cells += [pretraining(task, pretrain, seed)]
+            cells += [fine_tuning(task, pretrain, seed, TABLE2_FRACTION, "adv", freeze,
+                                  row=task, column=freeze) for freeze in ("partial", "linear")]
+    return cells
+
+
+def curve(pretrain: str, seeds: tuple[int, ...], epochs: tuple[int, ...],
+          supervised_epochs: tuple[int, ...]) -> list[Cell]:
+    """The claim against the pretraining budget: one SimCLR run cut into segments that end at
+    each of `epochs` (each continues the previous one and exports its encoder), Table 1's
+    100%-label probe of every export, clean and with FGSM examples; and the supervised
+    baseline trained from scratch for each of `supervised_epochs` (the same number of passes
+    over the training images), clean and with FGSM examples. Row = epochs."""
+    cells = []
+    for seed in seeds:
+        previous = None
+        for epoch in epochs:
+            segment = Cell(f"simclr-{pretrain}-e{epoch}-s{seed}", "pretrain", seed,
+                           overrides=CURVE_PRETRAINING + (f"trainer.max_epochs={epoch}",),
+                           task="simclr", row=str(epoch), continues=previous)
+            cells.append(segment)
+            for training in TRAININGS:
+                cells.append(Cell(
+                    f"simclr-{pretrain}-e{epoch}-f100-{training}-s{seed}", "finetune", seed,
+                    overrides=("data.fraction=1.0", adversarial(training), "model.freeze=linear"),
+                    encoder=segment.name, row=str(epoch), column=f"probe-{training}",
+                    evaluate_overrides=NO_EPSILON_SWEEP))
+            previous = segment.name
+        for epoch in supervised_epochs:
+            for training in TRAININGS:
+                cells.append(Cell(
+                    f"supervised-e{epoch}-{training}-s{seed}", "supervised", seed,
+                    overrides=(adversarial(training), f"trainer.max_epochs={epoch}",
+                               f"trainer.check_val_every_n_epoch={epoch}"),
+                    row=str(epoch), column=f"supervised-{training}",
+                    evaluate_overrides=NO_EPSILON_SWEEP))
+    return cells
+
+
+def table3(pretrain: str, seeds: tuple[int, ...], profile: str) -> list[Cell]:
+    """SimCLR and adversarial SimCLR encoders under SLF, ALF and AFF on 100% of the labels.
+    SimCLR's encoder and its SLF cell (Table 1's clean 100% probe) are reused, not rerun."""
+    cells = []
+    for seed in seeds:
+        for task in TABLE3_TASKS:
+            cells.append(pretraining(task, pretrain, seed))
+            for policy, (training, freeze, further) in POLICIES.items():
+                cell = fine_tuning(task, pretrain, seed, "100%", training, freeze, row=task,
+                                   column=policy)
+                if policy != "SLF":  # SLF is Table 1's clean 100% probe: the same run and name
+                    budget = AFF_BUDGET.get(profile, ()) if policy == "AFF" else ()
+                    cell = replace(cell, name=f"{task}-{pretrain}-f100-{policy.lower()}-s{seed}",
+                                   overrides=cell.overrides + further + budget)
+                cells.append(cell)
+    return cells
+
+
+TABLES = {"table1": table1, "table2": table2, "table3": table3, "curve": curve}
+
+
+def cells_of(table: str, pretrain_data: str, seeds: tuple[int, ...],
+             epochs: tuple[int, ...] = (), supervised_epochs: tuple[int, ...] = (),
+             profile: str = "paper") -> list[Cell]:
+    """A table's cells; `epochs` and `supervised_epochs` are the curve's budgets, `profile`
+    sets Table 3's AFF budget."""
+    pretrain = pretrain_name(pretrain_data)
+    if table == "curve":
+        return curve(pretrain, tuple(seeds), budgets(epochs), budgets(supervised_epochs))
+    if table == "table3":
+        return table3(pretrain, tuple(seeds), profile)
+    return TABLES[table](pretrain, tuple(seeds))
+
+
+def budgets(epochs) -> tuple[int, ...]:
+    """Ascending and each once: a segment continues the one before it."""
+    return tuple(sorted(set(epochs)))
+
+
+def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
+    """The `python -m robust_ssl.runs.run` call of one cell."""
+    results = Path(args.results)
+    data_sets = ["data.resize=true"] if args.resize else []
+    call = [sys.executable, "-m", "robust_ssl.runs.run", cell.stage, "--profile", args.profile,
+            "--data-dir", args.data_dir, "--run-dir", str(results / cell.name),
+            "--group", f"{table}-{args.profile}", "--seed", str(cell.seed)]
+    sets = list(data_sets) + list(cell.overrides)
+    if cell.stage == "pretrain":
+        call += ["--task", cell.task]
+        sets.append(f"data.dataset={args.pretrain_data}")
+    if cell.encoder is not None:
+        sets.append(f"model.encoder_path={results / cell.encoder / 'encoder.pt'}")
+    if cell.continues is not None:
+        call += ["--continue-from", str(results / cell.continues / "checkpoints" / "last.ckpt")]
+    if cell.evaluated:
+        call += ["--evaluate-output", str(results / f"{cell.name}.json")]
+        call += [part for item in data_sets + list(cell.evaluate_overrides)
+                 for part in ("--evaluate-set", item)]
+    call += [part for item in sets for part in ("--set", item)]
+    if args.restart:
+        call.append("--restart")
+    if args.wandb:
+        call += ["--wandb", args.wandb]
+    return call
+
+
+def run_table(args: argparse.Namespace) -> int:
+    """Run every cell in order, each in a process of its own (run.py skips those whose result
+    is up to date); stop at the first that fails, with its exit status."""
+    cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args),
+                     profile=args.profile)
+    for number, cell in enumerate(cells, 1):
+        print(f"[{number}/{len(cells)}] {cell.name}", flush=True)
+        status = subprocess.call(command(cell, args, args.table))
+        if status != 0:
+            return status
+    return 0
+
+
+def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
+    return tuple(args.seeds) if args.seeds else DEFAULT_SEEDS.get(args.profile, (0,))
+
+
+def epochs_of(args: argparse.Namespace) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The curve's (pretraining, supervised) budgets: as given, else the profile's."""
+    given = getattr(args, "epochs", None), getattr(args, "supervised_epochs", None)
+    defaults = CURVE_EPOCHS.get(args.profile, ()), SUPERVISED_EPOCHS.get(args.profile, ())
+    return tuple(tuple(g) if g else d for g, d in zip(given, defaults))
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {value} is negative: seeds are 0, 1, 2, ...")
+    return value
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} epochs: a budget is 1 epoch or more")
+    return value
+
+
+def add_budget_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=positive, nargs="*",
+                   help="curve: SimCLR's pretraining epochs at which its encoder is probed "
+                   f"(default per profile: {CURVE_EPOCHS})")
+    p.add_argument("--supervised-epochs", type=positive, nargs="*",
+                   help="curve: the supervised baseline's training budgets "
+                   f"(default per profile: {SUPERVISED_EPOCHS})")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m robust_ssl.runs.grid",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("table", choices=sorted(TABLES))
+    p.add_argument("--profile", required=True)
+    p.add_argument("--results", required=True, help="the profile's results directory")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--pretrain-data", default="cifar100")
+    p.add_argument("--seeds", type=non_negative, nargs="*",
+                   help="default: 0 1 2 for the paper profile, 0 otherwise")
+    add_budget_arguments(p)
+    p.add_argument("--resize", action="store_true")
+    p.add_argument("--restart", action="store_true")
+    p.add_argument("--wandb", choices=("offline", "online", "off"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run_table(parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

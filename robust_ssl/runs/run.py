@@ -1,0 +1,269 @@
+"""One cell of a table recipe: a profile's config, pointed at a run directory, run to completion.
+
+The grid (grid.py) calls this for every cell of a table. It takes the stage's config
+(experiments/base/<stage>.yaml under the profile's delta, configs.py), sends every output
+(logs, checkpoints, encoder, results JSON) into the run directory, applies the cell's seed and
+overrides, saves the resolved config there and runs it with the Lightning CLI. So a cell is
+rerun by hand with `robust-ssl fit --config <run_dir>/config.yaml`, and a run that was
+interrupted resumes from `<run_dir>/checkpoints/last.ckpt`, but only when it was interrupted
+under the same config: a run directory holds the results of one config (see rundir.py).
+
+    python -m robust_ssl.runs.run pretrain  --profile quick --run-dir R [--task rotation] [--set ...]
+    python -m robust_ssl.runs.run pretrain  --profile quick --run-dir R2 --set trainer.max_epochs=8 \
+        --continue-from R/checkpoints/last.ckpt       # epochs 5..8 of R's run, in R2
+    python -m robust_ssl.runs.run finetune  --profile quick --run-dir R --set data.fraction=0.1 \
+        [--evaluate-output R.json]
+    python -m robust_ssl.runs.run evaluate  --profile quick --run-dir R --output R.json
+    python -m robust_ssl.runs.run check-data --data-dir D --labeled cifar10 --pretrain cifar100 [--download]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from robust_ssl.runs import configs
+from robust_ssl.runs.configs import apply_overrides, pretext_tasks
+from robust_ssl.errors import RobustSSLError, exit_on_user_error
+from robust_ssl.evaluation.result import read_result
+from robust_ssl.runs.rundir import (check_resumable, claim, ensure_writable, fingerprint,
+                               record_text)
+from robust_ssl.plumbing.files import write_text_atomically
+from robust_ssl.pretrain.callbacks import ExportEncoder
+from robust_ssl.plumbing.tracking import MODES, wandb_mode
+
+STAGES = {"pretrain": ("<task>", "fit"), "finetune": ("finetune", "fit"),
+          "supervised": ("supervised", "fit"), "evaluate": ("evaluate", "test")}
+FINAL_CLASSIFIER = "classifier.ckpt"
+
+
+def base_config(profile: str, stage: str, task: str = "simclr") -> dict:
+    """The stage's config in a profile: experiments/base/<stage>.yaml under the profile's delta."""
+    if stage == "pretrain" and task not in pretext_tasks():
+        raise RobustSSLError(f"unknown task {task!r}: choose one of {', '.join(pretext_tasks())}")
+    return configs.load(profile, task if stage == "pretrain" else STAGES[stage][0])
+
+
+def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode: str,
+                  stage: str) -> None:
+    """Send logs, checkpoints and the encoder export of a run into `run_dir`; each stage logs
+    into its own folder (logs/<stage>/), so evaluating never replaces the training curves."""
+    trainer = config.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(run_dir)
+    loggers = [{"class_path": "pytorch_lightning.loggers.CSVLogger",
+                "init_args": {"save_dir": str(run_dir), "name": "logs", "version": stage}}]
+    if wandb_mode != "off":
+        loggers.append({"class_path": "pytorch_lightning.loggers.WandbLogger",
+                        "init_args": {"project": "robust-ssl", "group": group, "name": name,
+                                      "save_dir": str(run_dir), "offline": wandb_mode != "online",
+                                      "job_type": stage}})
+    trainer["logger"] = loggers
+    for callback in trainer.get("callbacks", []):
+        args = callback.setdefault("init_args", {})
+        kind = configs.resolve_class(callback["class_path"])
+        if issubclass(kind, ModelCheckpoint):
+            args["dirpath"] = str(run_dir / "checkpoints")
+        elif issubclass(kind, ExportEncoder):
+            args["path"] = str(run_dir / "encoder.pt")
+
+
+def stage_files(args: argparse.Namespace, run_dir: Path) -> tuple[str, Path, list[Path]]:
+    """(config file name, final result, all results) of a stage in its run directory."""
+    if args.stage == "evaluate":
+        return "evaluate.yaml", Path(args.output), [Path(args.output)]
+    final = run_dir / ("encoder.pt" if args.stage == "pretrain" else FINAL_CLASSIFIER)
+    return "config.yaml", final, [run_dir / "checkpoints", final]
+
+
+def resolve(args: argparse.Namespace, run_dir: Path) -> dict:
+    """The stage's YAML with the run's overrides and its outputs routed into `run_dir`.
+    Everything a user can get wrong here is checked before anything is written."""
+    mode = wandb_mode(args.wandb)
+    config = base_config(args.profile, args.stage, getattr(args, "task", "simclr"))
+    if args.stage == "evaluate":
+        config["model"]["init_args"].update(checkpoint=str(run_dir / FINAL_CLASSIFIER),
+                                           output=args.output, run_name=run_dir.name)
+    seed = [] if args.seed is None else [f"seed_everything={args.seed}"]
+    apply_overrides(config, [f"data.data_dir={args.data_dir}"] + seed + (args.set or []))
+    route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name, mode,
+                  args.stage)
+    return config
+
+
+def input_files(args: argparse.Namespace, config: dict) -> dict[str, str | None]:
+    """The files whose contents a stage's result depends on beyond its config."""
+    model = config["model"].get("init_args", {})
+    if args.stage == "evaluate":
+        return {"model.checkpoint": model.get("checkpoint")}
+    if args.stage in ("finetune", "supervised"):
+        return {"model.encoder_path": model.get("encoder_path")}
+    return {"continue_from": getattr(args, "continue_from", None)}
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
+    """Resolve the config and claim the run directory for it (rundir.claim): results of
+    another config stop the run unless --restart. Returns the config file to run and whether
+    the stage's final result is already there, made by this very config."""
+    run_dir = Path(args.run_dir)
+    config = resolve(args, run_dir)
+    if getattr(args, "continue_from", None):
+        check_continuable(Path(args.continue_from), config)
+    ensure_writable(run_dir)
+    if args.stage == "evaluate":
+        ensure_writable(Path(args.output).resolve().parent)
+    name, final, outputs = stage_files(args, run_dir)
+    current = fingerprint(config, input_files(args, config))
+    record = Path(name).stem + ".fingerprint.json"
+    unchanged = claim(run_dir, record, current, outputs, args.restart,
+                      logs=[run_dir / "logs" / args.stage, run_dir / f"{args.stage}_minutes.txt"])
+    write_text_atomically(run_dir / name, yaml.safe_dump(config, sort_keys=False))
+    write_text_atomically(run_dir / record, record_text(current))
+    return run_dir / name, unchanged and final.is_file()
+
+
+def run_stage(args: argparse.Namespace) -> None:
+    """Run a stage unless its result is there from the same config (as make would, but by
+    fingerprint instead of time stamps), then its evaluation if asked."""
+    resolved, finished = prepare(args)
+    if finished:
+        print(f"{args.run_dir}: {args.stage} is up to date", flush=True)
+    else:
+        train_or_evaluate(args, resolved)
+    if getattr(args, "evaluate_output", None):
+        run_stage(evaluation_of(args))
+
+
+def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
+    from robust_ssl.plumbing.lightning_cli import run_cli
+
+    run_dir = Path(args.run_dir)
+    subcommand = STAGES[args.stage][1]
+    cli_args = [subcommand, "--config", str(resolved)]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if subcommand == "fit" and last.is_file():
+        check_resumable(last)
+        print(f"resuming {run_dir.name} from {last}", flush=True)
+        cli_args += ["--ckpt_path", str(last)]
+    elif getattr(args, "continue_from", None):
+        print(f"continuing {run_dir.name} from {args.continue_from}", flush=True)
+        cli_args += ["--ckpt_path", str(args.continue_from)]
+    print(f"$ robust-ssl {' '.join(cli_args)}", flush=True)
+    start = time.perf_counter()
+    cli = run_cli(cli_args)
+    minutes = (time.perf_counter() - start) / 60
+    if args.stage in ("finetune", "supervised"):
+        # the finished classifier (weights, no optimizer state): its existence marks the
+        # cell's training as complete
+        cli.trainer.save_checkpoint(run_dir / FINAL_CLASSIFIER, weights_only=True)
+    if subcommand == "fit":
+        prune_checkpoints(run_dir / "checkpoints")
+    (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
+    if args.stage == "evaluate":
+        print(summary_line(Path(args.output), run_dir), flush=True)
+
+
+def prune_checkpoints(folder: Path) -> None:
+    """Keep only last.ckpt of a finished run (what resuming, continuing and extending read):
+    ModelCheckpoint's per-epoch file is then the same state again, ~90 MB a cell for a
+    ResNet-18, and a table has dozens of cells."""
+    for path in folder.glob("*.ckpt"):
+        if path.name != "last.ckpt":
+            path.unlink()
+
+
+def check_continuable(checkpoint: Path, config: dict) -> None:
+    """A run continued from a shorter one's checkpoint is that run made longer only if its
+    learning rate does not depend on the run's length (a decay to `final_lr_ratio` over the
+    run would have decayed otherwise) and if it adds epochs (one that already has
+    `max_epochs` would end at once and export the earlier encoder under the later budget)."""
+    ratio = config["model"].get("init_args", {}).get("final_lr_ratio")
+    if ratio != 1.0:
+        raise RobustSSLError(f"continuing a run needs a learning rate that does not depend on "
+                             f"the run's length: set model.final_lr_ratio=1.0 (it is {ratio})")
+    if not checkpoint.is_file():
+        raise RobustSSLError(f"cannot continue from '{checkpoint}': no such checkpoint; run the "
+                             "shorter pretraining that writes it first")
+    check_resumable(checkpoint)
+    done = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"] + 1
+    max_epochs = config["trainer"].get("max_epochs")
+    if max_epochs is None or max_epochs <= done:
+        raise RobustSSLError(f"'{checkpoint}' has {done} epochs already: continue it with "
+                             f"trainer.max_epochs above {done}, not {max_epochs}")
+
+
+def evaluation_of(args: argparse.Namespace) -> argparse.Namespace:
+    """The evaluate stage of a training run, in the same process: a table cell then pays for
+    one start-up of torch and Lightning instead of two (seconds each on a small CPU)."""
+    return argparse.Namespace(**{**vars(args), "stage": "evaluate", "output": args.evaluate_output,
+                                 "set": args.evaluate_set, "evaluate_output": None})
+
+
+def summary_line(output: Path, run_dir: Path) -> str:
+    result = read_result(output)
+    shown = ", ".join(f"{name} {100 * value:.1f}%" for name, value in result.metrics.items())
+    minutes = sum(float(p.read_text()) for p in run_dir.glob("*_minutes.txt"))
+    return f"finished {result.run}: {shown} ({minutes:.1f} min)"
+
+
+def check_data(args: argparse.Namespace) -> None:
+    """Load (and cache) every split a table needs before any training starts."""
+    from robust_ssl.data.sources import load_split
+
+    needed = [(args.labeled, "train"), (args.labeled, "test")]
+    if args.pretrain and args.pretrain != args.labeled:
+        needed.append((args.pretrain, "train"))  # pretraining reads no labels and no test split
+    for dataset, split in needed:
+        loaded = load_split(dataset, split, args.data_dir, download=args.download,
+                            resize=args.resize)
+        print(f"data: {dataset} {split}: {len(loaded)} images, {len(loaded.classes)} classes",
+              flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m robust_ssl.runs.run",
+                                     description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    for stage in STAGES:
+        p = sub.add_parser(stage)
+        p.add_argument("--profile", required=True)
+        p.add_argument("--run-dir", required=True)
+        p.add_argument("--data-dir", default="data")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--group", help="W&B group (default: the profile)")
+        p.add_argument("--seed", type=int, help="the run's seed (seed_everything); the "
+                       "config's when not given")
+        p.add_argument("--wandb", choices=MODES, default=None,
+                       help="offline (default, or $WANDB), online or off")
+        if stage == "evaluate":
+            p.add_argument("--output", required=True)
+        if stage in ("finetune", "supervised"):
+            p.add_argument("--evaluate-output", metavar="JSON",
+                           help="then evaluate the classifier, as `evaluate --output JSON`")
+            p.add_argument("--evaluate-set", action="append", metavar="KEY=VALUE",
+                           help="an override of that evaluation")
+        if stage == "pretrain":
+            p.add_argument("--task", default="simclr",
+                           help="the pretext task: experiments/<profile>/<task>.yaml")
+            p.add_argument("--continue-from", metavar="CKPT",
+                           help="train on from this checkpoint of a shorter run of the same "
+                           "config (the budget curve's segments); its hash is on record")
+        p.add_argument("--restart", action="store_true",
+                       help="delete this stage's outputs if another config made them, then run")
+    data = sub.add_parser("check-data")
+    data.add_argument("--data-dir", default="data")
+    data.add_argument("--labeled", default="cifar10", help="the fine-tuning and test data")
+    data.add_argument("--pretrain", help="the pretraining data (train split only)")
+    data.add_argument("--download", action="store_true")
+    data.add_argument("--resize", action="store_true", help="resize images to 32×32")
+    args = parser.parse_args(argv)
+    with exit_on_user_error():
+        check_data(args) if args.stage == "check-data" else run_stage(args)
+
+
+if __name__ == "__main__":
+    main()
