@@ -14,10 +14,12 @@ this file; the runner and the report follow.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from robust_ssl.runs import launch
 
 FRACTIONS = {"1%": 0.01, "10%": 0.1, "30%": 0.3, "100%": 1.0}
 TRAININGS = ("clean", "adv")  # without and with on-the-fly FGSM examples
@@ -234,12 +236,15 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
 
 def run_table(args: argparse.Namespace) -> int:
     """Run every cell in order, each in a process of its own (run.py skips those whose result
-    is up to date); stop at the first that fails, with its exit status."""
+    is up to date; launch.py starts the process); stop at the first that fails, with its exit
+    status."""
     cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args),
                      profile=args.profile)
+    if launch.can_fork():
+        launch.warm_up(wandb=(args.wandb or os.environ.get("WANDB", "offline")) != "off")
     for number, cell in enumerate(cells, 1):
         print(f"[{number}/{len(cells)}] {cell.name}", flush=True)
-        status = subprocess.call(command(cell, args, args.table))
+        status = launch.run_cell(command(cell, args, args.table))
         if status != 0:
             return status
     return 0

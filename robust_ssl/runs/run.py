@@ -224,7 +224,7 @@ def check_data(args: argparse.Namespace) -> None:
               flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m robust_ssl.runs.run",
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -260,7 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     data.add_argument("--pretrain", help="the pretraining data (train split only)")
     data.add_argument("--download", action="store_true")
     data.add_argument("--resize", action="store_true", help="resize images to 32×32")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     with exit_on_user_error():
         check_data(args) if args.stage == "check-data" else run_stage(args)
 
