@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from robust_ssl.runs import grid
-from robust_ssl.attacks import autoattack, fgsm, pgd, random_sign_noise
+from robust_ssl.attacks import PGD, autoattack, fgsm, pgd, random_sign_noise
 from robust_ssl.data.augment import CropFlip
 from robust_ssl.finetune import FineTuner
 from robust_ssl.models.features import encode
-from robust_ssl.pretrain import AdversarialSimCLRTask, Pretrainer, SimCLR
+from robust_ssl.pretrain import AdversarialSimCLRTask, Pretrainer, SimCLRTask
 from robust_ssl.runs.run import base_config
 
 PRETRAIN_IMAGES, LABELED_POOL, VALIDATION, TEST = 50_000, 45_000, 5_000, 10_000
@@ -59,7 +59,7 @@ def settings(profile: str) -> dict:
                            epochs=adversarial["trainer"]["max_epochs"],
                            dual=adversarial_model.get("dual_batchnorm", False),
                            task=adversarial_model["tasks"][0].get("init_args", {})),
-        "aff": dict(steps=int(aff.get("model.attack_steps", 10)),
+        "aff": dict(steps=int(aff.get("model.attack.steps", 10)),
                     epochs=int(aff.get("trainer.max_epochs", trainer("finetune")["max_epochs"]))),
         "bf16": trainer("pretrain").get("precision") == "bf16-mixed",
         "simclr": dict(stem=init("pretrain", "model").get("stem", "cifar"),
@@ -130,7 +130,7 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
     """Items per second of each kind (views for SimCLR, images otherwise)."""
     rates = {}
     s = config["simclr"]
-    simclr = prepared(SimCLR(stem=s["stem"]), device)
+    simclr = prepared(Pretrainer([SimCLRTask()], stem=s["stem"]), device)
     uint8 = torch.randint(0, 256, (s["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
     views = torch.rand(2 * s["batch"], 3, 32, 32, device=device)
     views = views.contiguous(memory_format=torch.channels_last)
@@ -153,11 +153,11 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
     ready = images.float().div(255).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (f["batch"],), device=device)
     crop_flip = CropFlip().to(device)
-    aff = {"adv_weight": 1.0, "attack": "pgd", "attack_steps": config["aff"]["steps"]}
+    aff = {"adv_weight": 1.0, "attack": PGD(8 / 255, steps=config["aff"]["steps"])}
     for name, freeze, adversarial, options in (
             ("supervised, clean", "full", False, {}), ("supervised, FGSM", "full", True, {}),
             ("probe, FGSM", "linear", True, {}),
-            (f"AFF, PGD-{aff['attack_steps']}", "full", True, aff)):
+            (f"AFF, PGD-{config['aff']['steps']}", "full", True, aff)):
         model = prepared(FineTuner(stem=f["stem"], num_classes=10, freeze=freeze,
                                    adversarial=adversarial, **options), device)
         model.log = lambda *args, **kwargs: None

@@ -11,11 +11,11 @@ import time
 
 import torch
 
-from robust_ssl.pretrain import SimCLR
+from robust_ssl.pretrain import Pretrainer, SimCLRTask
 
 
 def views_per_second(stem: str, batch: int, steps: int, device: str, bf16: bool) -> float:
-    model = SimCLR(stem=stem).to(device)
+    model = Pretrainer([SimCLRTask()], stem=stem).to(device)
     if device == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -115,6 +115,11 @@ class Attack:
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def description(self) -> dict:
+        """The attack as a config says it: {"class_path": ..., "init_args": {...}}."""
+        return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}",
+                "init_args": dict(vars(self))}
+
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({settings})"

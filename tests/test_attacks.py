@@ -2,7 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.attacks import ascend, fgsm, pgd, random_sign_noise
+from robust_ssl.attacks import ATTACKS as REGISTRY
+from robust_ssl.attacks import (FGSM, PGD, ascend, build_attack, fgsm, pgd,
+                                random_sign_noise)
 from robust_ssl.errors import RobustSSLError
 
 EPS = 8 / 255
@@ -121,3 +123,26 @@ def test_pgd_ascends_any_objective_inside_the_ball(trained_toy):
         noisy = random_sign_noise(x, EPS)
         assert distance(adversarial) > distance(noisy) > 0
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_attack_objects_from_the_registry_equal_the_functions(trained_toy):
+    """The objects the evaluator and the FineTuner build are the functions with their
+    settings: PGD's step is step_ratio·ε, FGSM-RS its random start, noise the control."""
+    model, x, y = trained_toy
+    cases = [(build_attack("fgsm", EPS), lambda: fgsm(model, x, y, EPS)),
+             (build_attack("fgsm", EPS, random_start=True, steps=99),  # steps: not FGSM's
+              lambda: fgsm(model, x, y, EPS, random_start=True)),
+             (build_attack("pgd", EPS, steps=3, step_ratio=0.5),
+              lambda: pgd(model, x, y, EPS, 0.5 * EPS, 3)),
+             (build_attack("noise", EPS), lambda: random_sign_noise(x, EPS))]
+    for attack, reference in cases:
+        torch.manual_seed(5)
+        made = attack(model, x, y)
+        torch.manual_seed(5)
+        assert torch.equal(made, reference()), attack
+    assert isinstance(build_attack("pgd", EPS), PGD) and build_attack("pgd", EPS).step_ratio == 0.25
+    assert set(REGISTRY) == {"fgsm", "pgd", "noise", "autoattack"}
+    with pytest.raises(RobustSSLError, match="unknown attack 'cw'"):
+        build_attack("cw", EPS)
+    with pytest.raises(RobustSSLError, match="outside"):
+        FGSM(2.0)

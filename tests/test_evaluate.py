@@ -170,7 +170,7 @@ def test_missing_checkpoint_and_unknown_attack_are_clear_errors(tmp_path, classi
 
 def test_files_that_are_not_classifiers_are_one_clear_error(classifier_checkpoint, tmp_path):
     from robust_ssl.evaluation.classifier import load_classifier
-    from robust_ssl.pretrain import SimCLR
+    from robust_ssl.pretrain import Pretrainer, SimCLRTask
 
     empty = tmp_path / "empty.ckpt"
     empty.write_bytes(b"")
@@ -181,7 +181,7 @@ def test_files_that_are_not_classifiers_are_one_clear_error(classifier_checkpoin
     with pytest.raises(RobustSSLError, match="cannot read classifier checkpoint .*object.ckpt"):
         load_classifier(str(pickled))
     pretrained = tmp_path / "simclr.ckpt"
-    torch.save({"state_dict": SimCLR(stem="imagenet").state_dict(),
+    torch.save({"state_dict": Pretrainer([SimCLRTask()], stem="imagenet").state_dict(),
                 "hyper_parameters": {"stem": "imagenet"}}, pretrained)
     with pytest.raises(RobustSSLError, match="not a FineTuner checkpoint \\(a pretraining"):
         load_classifier(str(pretrained))

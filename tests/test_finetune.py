@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.attacks import fgsm
+from robust_ssl.attacks import FGSM, PGD, fgsm
 from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune import FineTuner
@@ -126,17 +126,17 @@ def test_training_on_adversarial_examples_alone_keeps_clean_images_out_of_batchn
         torch.testing.assert_close(buffer, dict(reference.named_buffers())[name])
 
 def test_pgd_training_examples_raise_the_loss_more_than_fgsm():
-    """attack='pgd' trains on PGD-k examples: from the same model, a higher adversarial loss
-    than FGSM's, and one step of PGD is not FGSM (it starts at a random point)."""
+    """attack=PGD(steps=k) trains on PGD-k examples: from the same model, a higher adversarial
+    loss than FGSM's, and one step of PGD is not FGSM (it starts at a random point)."""
     x, y = torch.rand(8, 3, 32, 32), torch.arange(8) % 10
     losses = {}
-    for attack, steps in (("fgsm", 1), ("pgd", 5)):
+    for name, attack in (("fgsm", FGSM(8 / 255)), ("pgd", PGD(8 / 255, steps=5))):
         torch.manual_seed(1)
         model = FineTuner(stem="imagenet", num_classes=10, freeze="linear", adversarial=True,
-                          adv_weight=1.0, attack=attack, attack_steps=steps)
+                          adv_weight=1.0, attack=attack)
         model.log = lambda *args, **kwargs: None
         model.eval()
-        losses[attack] = model.training_step((x, y), 0).item()
+        losses[name] = model.training_step((x, y), 0).item()
     assert losses["pgd"] > losses["fgsm"]
 
 
@@ -146,16 +146,31 @@ def test_encoder_of_another_stem_is_refused(encoder_file):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"eps": 8}, "eps=8 is outside"),
     ({"adv_weight": 1.5}, "adv_weight=1.5"),
     ({"freeze": "some"}, "unknown freeze 'some'"),
     ({"frozen_stages": 7}, "frozen_stages=7"),
-    ({"attack": "cw"}, "unknown training attack 'cw'"),
-    ({"attack_steps": 0}, "attack_steps=0"),
+    ({"attack": "pgd"}, "attack='pgd' is not an attack"),
 ])
 def test_impossible_settings_are_clear_errors(kwargs, match):
     with pytest.raises(RobustSSLError, match=match):
         FineTuner(stem="imagenet", **kwargs)
+
+
+@pytest.mark.parametrize("make, match", [(lambda: FGSM(8), "eps=8 is outside"),
+                                         (lambda: PGD(8 / 255, steps=0), "steps=0")])
+def test_impossible_training_attacks_are_clear_errors(make, match):
+    with pytest.raises(RobustSSLError, match=match):
+        make()
+
+
+def test_the_training_attack_is_recorded_as_a_config_says_it():
+    """Checkpoints load weights_only: the attack is kept as plain values, not as an object."""
+    model = FineTuner(stem="imagenet", num_classes=10, attack=PGD(4 / 255, steps=3))
+    assert model.hparams["attack"] == {"class_path": "robust_ssl.attacks.PGD", "init_args": {
+        "eps": 4 / 255, "steps": 3, "step_ratio": 0.25, "random_start": True}}
+    assert model.validation_attacks["fgsm"].eps == 4 / 255
+    assert FineTuner(stem="imagenet").training_attack.description()["init_args"] == {
+        "eps": 8 / 255, "random_start": False, "alpha": None}
 
 
 def test_standardised_probe_reads_features_of_any_scale_alike():

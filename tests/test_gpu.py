@@ -63,12 +63,12 @@ def test_training_steps_never_wait_for_the_gpu():
     an FGSM fine-tuning step, each from cutting the batch to the optimiser step."""
     from robust_ssl.data.modules import TensorBatches
     from robust_ssl.finetune import FineTuner
-    from robust_ssl.pretrain import SimCLR
+    from robust_ssl.pretrain import Pretrainer, SimCLRTask
 
     images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8, device="cuda")
     labels = torch.randint(0, 10, (512,), device="cuda")
     data = TensorBatches(images, labels)
-    simclr = SimCLR().cuda().to(memory_format=torch.channels_last)
+    simclr = Pretrainer([SimCLRTask()]).cuda().to(memory_format=torch.channels_last)
     finetuner = FineTuner(num_classes=10, freeze="full", adversarial=True).cuda()
     finetuner.log = lambda *args, **kwargs: None
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, fused=True)

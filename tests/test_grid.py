@@ -128,6 +128,7 @@ def test_table3_reuses_simclr_and_its_clean_probe_and_names_each_policy():
     assert alf.encoder == aff.encoder == "adv_simclr-cifar10-s0"
     assert {"model.freeze=linear", "model.adversarial=true", "model.adv_weight=1.0"} <= set(
         alf.overrides) and not any("attack" in o for o in alf.overrides)
-    assert {"model.freeze=full", "model.attack=pgd", "model.attack_steps=2"} <= set(aff.overrides)
+    assert {"model.freeze=full", "model.attack.class_path=robust_ssl.attacks.PGD",
+            "model.attack.steps=2"} <= set(aff.overrides)
     paper = {c.name: c for c in grid.cells_of("table3", "cifar10", (0,), profile="paper")}
-    assert "model.attack_steps=10" in paper["simclr-cifar10-f100-aff-s0"].overrides
+    assert "model.attack.steps=10" in paper["simclr-cifar10-f100-aff-s0"].overrides

@@ -6,7 +6,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from robust_ssl.data.modules import UnlabeledDataModule
-from robust_ssl.pretrain import SimCLR
+from robust_ssl.pretrain import Pretrainer, SimCLRTask
 from robust_ssl.plumbing.resume import AtomicCheckpointIO, RandomState
 
 
@@ -23,7 +23,7 @@ class Crash(pl.Callback):
 
 def pretrain(data_dir, folder, extra_callbacks=(), ckpt_path=None, random_state=True):
     pl.seed_everything(0)
-    model = SimCLR(stem="imagenet", optimizer="sgd", lr=0.1)
+    model = Pretrainer([SimCLRTask()], stem="imagenet", optimizer="sgd", lr=0.1)
     callbacks = [ModelCheckpoint(dirpath=folder, save_last=True), *extra_callbacks]
     callbacks += [RandomState()] if random_state else []
     trainer = pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, callbacks=callbacks,

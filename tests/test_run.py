@@ -22,6 +22,18 @@ def test_overrides_reach_init_args_and_parse_as_yaml():
         run.apply_overrides(config, ["data.fraction"])
 
 
+def test_an_override_swapping_a_nested_class_keeps_only_the_budget():
+    """FGSM-RS -> PGD: PGD must not inherit random_start=false (it would start at x)."""
+    attack = {"class_path": "robust_ssl.attacks.FGSM", "init_args": {"eps": 0.1, "random_start": True}}
+    config = {"model": {"class_path": "M", "init_args": {"attack": attack, "lr": 0.1}}}
+    run.apply_overrides(config, ["model.attack.class_path=robust_ssl.attacks.PGD",
+                                 "model.attack.steps=3"])
+    assert config["model"]["init_args"] == {"lr": 0.1, "attack": {
+        "class_path": "robust_ssl.attacks.PGD", "init_args": {"eps": 0.1, "steps": 3}}}
+    run.apply_overrides(config, ["model.attack.class_path=robust_ssl.attacks.PGD"])  # same class
+    assert config["model"]["init_args"]["attack"]["init_args"] == {"eps": 0.1, "steps": 3}
+
+
 def test_outputs_are_routed_into_the_run_directory(tmp_path):
     config = run.base_config("quick", "pretrain")
     run.route_outputs(config, tmp_path / "cell", "table1-quick", "cell", wandb_mode="offline",

@@ -78,3 +78,38 @@ def test_fingerprints_recorded_before_the_package_had_layers_still_match(cell, s
     stored = json.loads((LEGACY / f"{record}.fingerprint.json").read_text())
     stored = {k: v for k, v in stored.items() if not k.startswith("sha256(")}
     assert rundir.migrated(stored) == current
+
+
+def resolved_stages(profile: str, table: str) -> dict[str, dict]:
+    """Today's fingerprint of every stage of a table's cells (no run), as the legacy file
+    holds them: "<profile>/<cell>/<stage>"."""
+    from robust_ssl.runs import grid, run
+
+    args = argparse.Namespace(profile=profile, results=f"/legacy/results/{profile}",
+                              data_dir="/legacy/data", pretrain_data="cifar10", resize=False,
+                              restart=False, wandb="off")
+    budgets = grid.epochs_of(argparse.Namespace(profile=profile))
+    found = {}
+    for cell in grid.cells_of(table, "cifar10", (0,), *budgets, profile=profile):
+        parsed = run.parser().parse_args(grid.command(cell, args, table)[3:])
+        stages = [parsed] + ([run.evaluation_of(parsed)] if cell.evaluated else [])
+        for stage in stages:
+            config = run.resolve(stage, Path(stage.run_dir))
+            found[f"{profile}/{cell.name}/{stage.stage}"] = rundir.fingerprint(
+                config, run.input_files(stage, config))
+    return found
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
+def test_every_stage_c0e8729_resolved_still_matches_once_migrated(profile):
+    """All 282 stages of Tables 1-3 and the curve in every profile, as c0e8729 resolved them
+    (before the layers, the SimCLR class and the FineTuner's attack object): each equals
+    today's resolution once migrated, so no finished cell of that commit is redone."""
+    legacy = json.loads((LEGACY / "c0e8729-all-stages.fingerprints.json").read_text())
+    today = {}
+    for table in ("table1", "table2", "table3", "curve"):
+        today |= resolved_stages(profile, table)
+    mine = {k: v for k, v in legacy.items() if k.startswith(f"{profile}/")}
+    assert set(mine) == set(today)
+    different = [k for k in mine if rundir.migrated(mine[k]) != today[k]]
+    assert not different, different[:5]

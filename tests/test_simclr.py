@@ -4,7 +4,7 @@ import torch
 from robust_ssl.data.modules import UnlabeledDataModule
 from robust_ssl.models.backbone import ResNet18Encoder
 from robust_ssl.models.export import load_encoder
-from robust_ssl.pretrain import ExportEncoder, KNNMonitor, SimCLR
+from robust_ssl.pretrain import ExportEncoder, KNNMonitor, Pretrainer, SimCLRTask
 
 
 def trainer(**kwargs):
@@ -14,7 +14,7 @@ def trainer(**kwargs):
 
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
-    model = SimCLR(stem="imagenet")
+    model = Pretrainer([SimCLRTask()], stem="imagenet")
     images = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     losses = []
@@ -33,7 +33,7 @@ def test_fit_logs_knn_and_exports_a_loadable_encoder(image_folder, tmp_path):
     data = UnlabeledDataModule(dataset="cifar10", data_dir=str(data_dir), batch_size=16)
     monitor = KNNMonitor(dataset="cifar10", every_n_epochs=1, k=5)
     export = ExportEncoder(str(tmp_path / "encoder.pt"))
-    model = SimCLR(stem="imagenet")
+    model = Pretrainer([SimCLRTask()], stem="imagenet")
     trainer(max_epochs=2, callbacks=[monitor, export]).fit(model, data)
     assert [epoch for epoch, _ in monitor.history] == [0, 1, 2]
     assert all(0 <= accuracy <= 1 for _, accuracy in monitor.history)
@@ -47,7 +47,7 @@ def test_fit_logs_knn_and_exports_a_loadable_encoder(image_folder, tmp_path):
 def test_learning_rate_decays_exponentially_to_the_final_ratio(image_folder):
     data_dir, _ = image_folder
     data = UnlabeledDataModule(dataset="cifar10", data_dir=str(data_dir), batch_size=16)
-    model = SimCLR(stem="imagenet", lr=0.1, final_lr_ratio=0.01)
+    model = Pretrainer([SimCLRTask()], stem="imagenet", lr=0.1, final_lr_ratio=0.01)
     fit = trainer(max_epochs=4)
     fit.fit(model, data)
     lr = fit.optimizers[0].param_groups[0]["lr"]

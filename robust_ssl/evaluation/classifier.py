@@ -34,8 +34,9 @@ def load_classifier(checkpoint: str) -> FineTuner:
                              "classifier.ckpt that fine-tuning wrote")
     try:
         accepted = inspect.signature(FineTuner.__init__).parameters
+        # neither the encoder file nor the training attack: the weights are the classifier
         model = FineTuner(**{k: v for k, v in hparams.items() if k in accepted
-                             and k != "encoder_path"})
+                             and k not in ("encoder_path", "attack")})
         model.load_state_dict(state)
         model.on_load_checkpoint(entry)
     except (RobustSSLError, RuntimeError, TypeError, ValueError) as error:

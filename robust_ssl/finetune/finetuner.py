@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from robust_ssl.attacks import FGSM, PGD, build_attack, check_epsilon
+from robust_ssl.attacks import FGSM, PGD, Attack
 from robust_ssl.data.modules import check_classes
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune.features import CacheFrozenFeatures
@@ -36,15 +36,16 @@ class FineTuner(pl.LightningModule):
     their weights and, held in eval mode, their BatchNorm statistics, bit for bit, even while
     FGSM back-propagates through them.
 
-    adversarial: each training batch is attacked with FGSM (ε = `eps`, default 8/255, the usual
-    CIFAR budget; the paper does not state one) against the current model, and the loss is
-    (1 − `adv_weight`)·CE(clean) + `adv_weight`·CE(adversarial): 0.5 is Goodfellow et al.
-    2015's mix, 1.0 trains on adversarial examples only (and its forward sees no clean batch,
-    as in Madry et al.'s adversarial training). `random_start` switches to FGSM-RS
-    (Wong et al. 2020), which avoids catastrophic overfitting of plain FGSM training.
-    `attack="pgd"` makes the training examples with PGD of `attack_steps` steps of ε/4 from a
-    random start instead (Madry et al. 2018; with adv_weight 1.0 the robust-SSL literature's
-    ALF for a linear probe and AFF for full fine-tuning), at (steps + 1)× FGSM's cost.
+    adversarial: each training batch is attacked with `attack` (an attacks.Attack, in YAML a
+    class_path + init_args as multitask.yaml lists tasks; default plain FGSM at ε = 8/255,
+    the usual CIFAR budget, which the paper does not state) against the current model, and the
+    loss is (1 − `adv_weight`)·CE(clean) + `adv_weight`·CE(adversarial): 0.5 is Goodfellow et
+    al. 2015's mix, 1.0 trains on adversarial examples only (and its forward sees no clean
+    batch, as in Madry et al.'s adversarial training). `FGSM(random_start=true)` is FGSM-RS
+    (Wong et al. 2020), which avoids catastrophic overfitting of plain FGSM training; `PGD`
+    with `steps` k (of ε/4) trains on PGD-k examples (Madry et al. 2018; with adv_weight 1.0
+    the robust-SSL literature's ALF for a linear probe and AFF for full fine-tuning), at
+    (k + 1)× FGSM's cost.
 
     Validation logs clean and FGSM accuracy, and PGD-10 accuracy on the first
     `val_pgd_examples` validation images: catastrophic overfitting shows as PGD accuracy
@@ -72,11 +73,8 @@ class FineTuner(pl.LightningModule):
         freeze: Freeze = "linear",
         frozen_stages: int = 2,
         adversarial: bool = False,
-        eps: float = 8 / 255,
+        attack: Attack | None = None,
         adv_weight: float = 0.5,
-        random_start: bool = False,
-        attack: Literal["fgsm", "pgd"] = "fgsm",
-        attack_steps: int = 10,
         optimizer: Literal["sgd", "adam"] = "sgd",
         lr: float = 0.1,
         weight_decay: float = 5e-4,
@@ -90,17 +88,15 @@ class FineTuner(pl.LightningModule):
             raise RobustSSLError(f"unknown freeze {freeze!r}: choose linear, partial or full")
         if not 0 <= frozen_stages <= 4:
             raise RobustSSLError(f"frozen_stages={frozen_stages} is outside 0..4")
-        if attack not in ("fgsm", "pgd"):
-            raise RobustSSLError(f"unknown training attack {attack!r}: choose fgsm or pgd")
-        if attack_steps < 1:
-            raise RobustSSLError(f"attack_steps={attack_steps}: PGD needs at least one step")
         if not 0.0 <= adv_weight <= 1.0:
             raise RobustSSLError(f"adv_weight={adv_weight} is outside [0, 1]")
-        check_epsilon(eps)
-        self.save_hyperparameters()
-        # the training attack, from the registry: PGD's steps are of ε/4 (step_ratio 0.25)
-        options = {"random_start": random_start} if attack == "fgsm" else {"steps": attack_steps}
-        self.training_attack = build_attack(attack, eps, **options)
+        if attack is not None and not isinstance(attack, Attack):
+            raise RobustSSLError(f"attack={attack!r} is not an attack: give one of "
+                                 "robust_ssl.attacks' classes, e.g. FGSM(eps=8/255)")
+        self.save_hyperparameters(ignore=["attack"])
+        self.training_attack = FGSM(8 / 255) if attack is None else attack
+        self.hparams["attack"] = self.training_attack.description()  # plain values: checkpoints
+        eps = self.training_attack.eps                                 # load weights_only
         self.validation_attacks = {"fgsm": FGSM(eps), "pgd": PGD(eps, steps=10)}
         self.encoder = ResNet18Encoder(stem)
         # what the encoder was pretrained as (its export's metadata), for the result

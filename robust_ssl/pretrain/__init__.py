@@ -5,7 +5,7 @@ from robust_ssl.pretrain.callbacks import ExportEncoder, KNNMonitor
 from robust_ssl.pretrain.jigsaw import JigsawTask
 from robust_ssl.pretrain.pretrainer import Pretrainer
 from robust_ssl.pretrain.rotation import RotationTask
-from robust_ssl.pretrain.simclr import SimCLR, SimCLRTask
+from robust_ssl.pretrain.simclr import SimCLRTask
 
 __all__ = ["AdversarialSimCLRTask", "ExportEncoder", "JigsawTask", "KNNMonitor", "Pretrainer",
-           "RotationTask", "SimCLR", "SimCLRTask"]
+           "RotationTask", "SimCLRTask"]

@@ -22,6 +22,8 @@ from robust_ssl.errors import RobustSSLError
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 BASE = EXPERIMENTS / "base"
 NOT_PRETEXT = {"finetune", "supervised", "evaluate"}
+# an attack's budget: swapping FGSM for PGD by an override keeps the ε the config gave
+KEPT_ACROSS_CLASSES = ("eps",)
 # where a callback class given by its name alone is looked up (as LightningCLI does)
 CALLBACK_MODULES = ("pytorch_lightning.callbacks", "robust_ssl.pretrain")
 
@@ -88,16 +90,23 @@ def resolve_class(class_path: str, modules: tuple[str, ...] = CALLBACK_MODULES) 
 
 def apply_overrides(config: dict, overrides: list[str]) -> None:
     """`key=value` with dotted keys that address init_args directly (data.fraction,
-    model.adversarial, trainer.max_epochs) or a top-level key (seed_everything). Values are
-    YAML: 0.1, true, null, cifar10 all mean what they say."""
+    model.adversarial, model.attack.steps, trainer.max_epochs) or a top-level key
+    (seed_everything). Values are YAML: 0.1, true, null, cifar10 all mean what they say.
+    `<key>.class_path=...` swaps a nested class (model.attack.class_path=robust_ssl.attacks.PGD):
+    as with a second config file, the new class keeps none of the old one's arguments but those
+    in KEPT_ACROSS_CLASSES."""
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise RobustSSLError(f"--set {item!r}: expected key=value, e.g. data.fraction=0.1")
         *path, last = key.split(".")
         node = config
-        for part in path:
+        for depth, part in enumerate(path, 1):
             node = node.setdefault(part, {})
-            if "init_args" in node:
+            if "init_args" in node and not (last == "class_path" and depth == len(path)):
                 node = node["init_args"]
-        node[last] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if last == "class_path" and node.get("class_path") not in (None, parsed):
+            node["init_args"] = {k: v for k, v in node.get("init_args", {}).items()
+                                 if k in KEPT_ACROSS_CLASSES}
+        node[last] = parsed

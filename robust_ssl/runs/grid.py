@@ -74,17 +74,18 @@ def adversarial(training: str) -> str:
 # Table 3: standard and adversarial SimCLR encoders under the robust-SSL literature's
 # fine-tuning policies, all on 100% of the labels (FineTuner settings over finetune.yaml):
 # SLF standard linear fine-tuning; ALF adversarial linear fine-tuning (training examples only
-# adversarial, FGSM; `model.attack=pgd` for PGD-k); AFF adversarial full fine-tuning with PGD.
+# adversarial, FGSM; PGD_TRAINING for PGD-k); AFF adversarial full fine-tuning with PGD.
 TABLE3_TASKS = ("simclr", "adv_simclr")
+PGD_TRAINING = "model.attack.class_path=robust_ssl.attacks.PGD"  # keeps the attack's ε
 POLICIES = {"SLF": ("clean", "linear", ()),  # (training, freeze, further overrides)
             "ALF": ("adv", "linear", ("model.adv_weight=1.0",)),
-            "AFF": ("adv", "full", ("model.adv_weight=1.0", "model.attack=pgd"))}
+            "AFF": ("adv", "full", ("model.adv_weight=1.0", PGD_TRAINING))}
 # AFF's PGD steps (of ε/4) and epochs per profile: the paper profile's PGD-10 over the
 # fine-tuning's 50 epochs; on a CPU, PGD-2 for 2 epochs.
-AFF_BUDGET = {"paper": ("model.attack_steps=10",),
-              "quick": ("model.attack_steps=2", "trainer.max_epochs=2",
+AFF_BUDGET = {"paper": ("model.attack.steps=10",),
+              "quick": ("model.attack.steps=2", "trainer.max_epochs=2",
                         "trainer.check_val_every_n_epoch=2"),
-              "smoke": ("model.attack_steps=2",)}
+              "smoke": ("model.attack.steps=2",)}
 
 
 def pretraining(task: str, pretrain: str, seed: int) -> Cell:

@@ -25,6 +25,9 @@ MOVED_CLASSES = {
     "robust_ssl.evaluate.AdversarialEvaluator":
         "robust_ssl.evaluation.evaluator.AdversarialEvaluator",
 }
+# what the SimCLR class passed on to its one SimCLRTask
+SIMCLR_TASK_ARGUMENTS = ("projection_hidden_dim", "projection_dim", "temperature",
+                         "gather_distributed", "views")
 
 
 def flatten(node, prefix: str = "") -> dict[str, object]:
@@ -62,10 +65,32 @@ def fingerprint(config: dict, inputs: dict[str, str | None]) -> dict[str, object
 
 
 def migrated(stored: dict) -> dict:
-    """A fingerprint on record, in today's spelling (see MOVED_CLASSES)."""
-    return {key: MOVED_CLASSES.get(value, value)
+    """A fingerprint on record, in today's spelling: moved classes (MOVED_CLASSES), the SimCLR
+    pretrainer as the Pretrainer with one SimCLRTask, and the FineTuner's training attack as an
+    object. Each rewrite is the one the configs went through, so an old record equals the new
+    config's fingerprint exactly when the old config equals the new one."""
+    flat = {key: MOVED_CLASSES.get(value, value)
             if key.endswith("class_path") and isinstance(value, str) else value
             for key, value in stored.items()}
+    model = "model.init_args."
+    if flat.get("model.class_path") == "robust_ssl.pretrain.SimCLR":
+        flat["model.class_path"] = "robust_ssl.pretrain.Pretrainer"
+        flat[f"{model}tasks.0.class_path"] = "robust_ssl.pretrain.SimCLRTask"
+        for name in SIMCLR_TASK_ARGUMENTS:
+            if f"{model}{name}" in flat:
+                flat[f"{model}tasks.0.init_args.{name}"] = flat.pop(f"{model}{name}")
+    if flat.get("model.class_path") == "robust_ssl.finetune.FineTuner" and f"{model}eps" in flat:
+        kind = flat.pop(f"{model}attack", "fgsm")
+        steps, random_start = flat.pop(f"{model}attack_steps", None), flat.pop(
+            f"{model}random_start", None)
+        attack = f"{model}attack."
+        flat[f"{attack}class_path"] = f"robust_ssl.attacks.{kind.upper()}"
+        flat[f"{attack}init_args.eps"] = flat.pop(f"{model}eps")
+        if kind == "fgsm" and random_start is not None:
+            flat[f"{attack}init_args.random_start"] = random_start
+        if kind == "pgd" and steps is not None:
+            flat[f"{attack}init_args.steps"] = steps
+    return flat
 
 
 def differences(old: dict, new: dict, shown: int = 8) -> str:
