@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from robust_ssl.evaluation.result import budget_key
+
 
 def evaluation_options(cell: dict) -> list[str]:
     """evaluate-model's options that repeat the cell's own evaluation."""
@@ -80,7 +82,7 @@ def main() -> None:
             differing += not same
             shown = " | ".join(f"{100 * cell['metrics'][k]:.1f}"
                                + ("" if same else f" → {100 * again['metrics'][k]:.1f}")
-                               for k in ("clean", f"fgsm@{eps}", f"pgd@{eps}"))
+                               for k in ("clean", budget_key("fgsm", eps), budget_key("pgd", eps)))
             print(f"{cell['run']} | {fmt} | {cell['examples']['test']} | "
                   f"{len(cell['metrics'])} | {shown} | {same} | "
                   f"{time.perf_counter() - start:.0f}", flush=True)

@@ -31,6 +31,7 @@ from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.plumbing.files import replace_atomically, save_atomically
 from robust_ssl.evaluation.classifier import load_classifier
 from robust_ssl.evaluation.evaluator import ATTACKS, AdversarialEvaluator
+from robust_ssl.evaluation.result import budget_key, read_result
 
 FORMATS = ("torchscript", "state_dict")
 STATE_DICT_FORMAT = "robust-ssl-classifier-state-dict"
@@ -204,7 +205,7 @@ def evaluate_model(model: nn.Module, output: str | Path, data_dir: str, dataset:
     trainer = pl.Trainer(accelerator=device, devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.test(evaluator, data, verbose=False)
-    result = json.loads(Path(output).read_text())
+    result = read_result(output).data
     if robustbench is not None:
         record = robustbench_record(result, name, dataset, (description or {}).get("architecture"))
         Path(robustbench).write_text(json.dumps(record, indent=2) + "\n")
@@ -215,7 +216,7 @@ def robustbench_record(result: dict, name: str, dataset: str, architecture: str 
     """The fields of a RobustBench model_info file that this evaluation fills in (accuracies
     as percentage strings, as RobustBench writes them); the others are left null."""
     metrics, eps = result["metrics"], result["eps"]
-    auto = metrics.get(f"autoattack@{eps}")
+    auto = metrics.get(budget_key("autoattack", eps))
     pgd_steps = result["config"]["evaluator"]["pgd_steps"]
     examples = result["examples"]
     return {
@@ -229,7 +230,8 @@ def robustbench_record(result: dict, name: str, dataset: str, architecture: str 
         "footnote": (f"robust-ssl evaluate-model: clean on {examples['test']} test images; "
                      + (f"standard AutoAttack on {examples['autoattack_subset']} of them"
                         if auto is not None else "AutoAttack not run")
-                     + f"; PGD-{pgd_steps} {100 * metrics.get(f'pgd@{eps}', float('nan')):.2f}%"),
+                     + f"; PGD-{pgd_steps} "
+                     + f"{100 * metrics.get(budget_key('pgd', eps), float('nan')):.2f}%"),
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from robust_ssl.evaluation.result import budgets, eps_value, key
+from robust_ssl.evaluation.result import budget_key, budgets, eps_value, key
 
 WORST_CASE = ("fgsm", "pgd", "autoattack")  # attacks that count in the worst case (not noise)
 
@@ -33,5 +33,5 @@ def subset_metrics(records: Records, mask: torch.Tensor) -> dict[str, float]:
     for budget in budgets(found):
         worst = worst_case(records, eps_value(budget), mask)
         if worst == worst:  # not NaN
-            found[f"worst@{budget}"] = worst
+            found[budget_key("worst", budget)] = worst
     return found

@@ -39,7 +39,12 @@ def eps_value(name: str) -> float:
 
 def key(attack: str, eps: float | None = None) -> str:
     """The metric key of `attack` at `eps` ('clean' has no budget)."""
-    return "clean" if attack == "clean" else f"{attack}@{eps_name(eps)}"
+    return "clean" if attack == "clean" else budget_key(attack, eps_name(eps))
+
+
+def budget_key(attack: str, budget: str) -> str:
+    """The key of `attack` at an ε already named ('8/255')."""
+    return f"{attack}@{budget}"
 
 
 def parse_key(name: str) -> tuple[str, str | None]:

@@ -6,7 +6,7 @@ warned about, and marked in the tables."""
 from __future__ import annotations
 
 from robust_ssl.evaluation.records import WORST_CASE
-from robust_ssl.evaluation.result import budgets, eps_name, key, parse_key
+from robust_ssl.evaluation.result import budget_key, budgets, eps_name, key, parse_key
 from robust_ssl.finetune.history import ROBUST, ValidationRecord
 
 # FGSM this far above PGD at the same ε (both more than 5 points apart and twice as high) is
@@ -38,7 +38,7 @@ def sanity_checks(metrics: dict[str, float], subsets: dict[str, dict[str, float]
             failed.setdefault("above_clean", f"attacked accuracy above clean ({clean:.4f}) for "
                                              f"{', '.join(attacked)}{where}")
         for e in budgets(values):
-            one, many = values.get(f"fgsm@{e}"), values.get(f"pgd@{e}")
+            one, many = values.get(budget_key("fgsm", e)), values.get(budget_key("pgd", e))
             if one is None or many is None:
                 continue
             if many > one + MARGIN:
