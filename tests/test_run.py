@@ -1,4 +1,5 @@
 import argparse
+import shutil
 import json
 from pathlib import Path
 
@@ -247,3 +248,35 @@ def test_a_continued_pretraining_equals_one_longer_run(image_folder, tmp_path, c
                      + ["--continue-from", str(first)])
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_finished_tree_moved_with_its_data_elsewhere_is_up_to_date(image_folder, tmp_path,
+                                                                     capsys):
+    """Relocatable results: a finished cell (training and evaluation) and its data moved to
+    other folders are reused, not redone; a changed data file is another config."""
+    data_dir, _ = image_folder
+    root, cell = tmp_path / "results", "supervised-clean-s0"
+
+    def run_cell(results, data):
+        run.main(cell_args(data, results / cell, "model.adversarial=false") +
+                 ["--evaluate-output", str(results / f"{cell}.json")])
+        return capsys.readouterr().out
+
+    run_cell(root, data_dir)
+    made = (root / f"{cell}.json").read_bytes()
+    moved, moved_data = tmp_path / "elsewhere" / "results", tmp_path / "copied" / "data"
+    moved.parent.mkdir()
+    root.rename(moved)
+    shutil.copytree(data_dir, moved_data)  # a copy: new mtimes, same files
+    shutil.rmtree(data_dir)
+    out = run_cell(moved, moved_data)
+    assert out.count("is up to date") == 2, out
+    assert (moved / f"{cell}.json").read_bytes() == made
+    record = json.loads((moved / cell / "config.fingerprint.json").read_text())
+    assert record["trainer.default_root_dir"] == "<results>/supervised-clean-s0"
+    assert "data.init_args.data_dir" not in record and record["data.identity"]
+    extra = next((moved_data / "cifar10" / "train" / "cat").iterdir())
+    shutil.copy(extra, extra.with_name("extra.png"))  # the data changed: not the same config
+    with pytest.raises(SystemExit):
+        run_cell(moved, moved_data)
+    assert "data.identity" in capsys.readouterr().err

@@ -80,13 +80,14 @@ def test_fingerprints_recorded_before_the_package_had_layers_still_match(cell, s
     assert rundir.migrated(stored) == current
 
 
-def resolved_stages(profile: str, table: str) -> dict[str, dict]:
+def resolved_stages(profile: str, table: str, results: str = "/legacy/results",
+                    data_dir: str = "/legacy/data", **relocatable) -> dict[str, dict]:
     """Today's fingerprint of every stage of a table's cells (no run), as the legacy file
-    holds them: "<profile>/<cell>/<stage>"."""
+    holds them: "<profile>/<cell>/<stage>". `relocatable`: fingerprint's root and data."""
     from robust_ssl.runs import grid, run
 
-    args = argparse.Namespace(profile=profile, results=f"/legacy/results/{profile}",
-                              data_dir="/legacy/data", pretrain_data="cifar10", resize=False,
+    args = argparse.Namespace(profile=profile, results=f"{results}/{profile}",
+                              data_dir=data_dir, pretrain_data="cifar10", resize=False,
                               restart=False, wandb="off")
     budgets = grid.epochs_of(argparse.Namespace(profile=profile))
     found = {}
@@ -96,7 +97,7 @@ def resolved_stages(profile: str, table: str) -> dict[str, dict]:
         for stage in stages:
             config = run.resolve(stage, Path(stage.run_dir))
             found[f"{profile}/{cell.name}/{stage.stage}"] = rundir.fingerprint(
-                config, run.input_files(stage, config))
+                config, run.input_files(stage, config), **relocatable)
     return found
 
 
@@ -113,3 +114,21 @@ def test_every_stage_c0e8729_resolved_still_matches_once_migrated(profile):
     assert set(mine) == set(today)
     different = [k for k in mine if rundir.migrated(mine[k]) != today[k]]
     assert not different, different[:5]
+
+
+def test_a_c0e8729_tree_moved_elsewhere_migrates_to_relocatable_fingerprints():
+    """The same records, read by a tree moved to /moved with its data at /copied: their
+    absolute paths become relative to the root they were made under, their data directory
+    the data's identity, and each equals today's relocatable fingerprint at the new place."""
+    legacy = json.loads((LEGACY / "c0e8729-all-stages.fingerprints.json").read_text())
+    root, data = "/moved/results/smoke", "ImageFolder:0123456789abcdef"
+    today = {}
+    for table in ("table1", "table2", "table3", "curve"):
+        today |= resolved_stages("smoke", table, "/moved/results", "/copied/data", root=root,
+                                 data=data)
+    different = [k for k in today if rundir.migrated(legacy[k], root, data) != today[k]]
+    assert not different, different[:5]
+    evaluation = today["smoke/simclr-cifar10-f10-adv-s0/evaluate"]
+    assert evaluation["model.init_args.checkpoint"] == "<results>/simclr-cifar10-f10-adv-s0/classifier.ckpt"
+    assert evaluation["data.identity"] == data and "data.init_args.data_dir" not in evaluation
+    assert not any("/moved" in str(v) or "/legacy" in str(v) for v in evaluation.values())

@@ -123,6 +123,20 @@ def describe_source(dataset: str, data_dir: str | os.PathLike) -> str:
     return resolve_source(dataset, data_dir).describe()
 
 
+def data_identity(dataset: str, data_dir: str | os.PathLike) -> str:
+    """The data a run reads, named by what it is, not where it lies: the kind of source and a
+    hash of every file's name (relative to the source) and size. A copy of the data elsewhere,
+    on another machine or unpacked again, has the same identity; an added, removed or resized
+    file gives another (run fingerprints record this instead of DATA_DIR)."""
+    source = resolve_source(dataset, data_dir)
+    digest = hashlib.sha1(type(source).__name__.encode())
+    for split in source.splits():
+        for path in source.files_of(split):
+            digest.update(f"{split}|{path.relative_to(source.root)}|{path.stat().st_size}\n"
+                          .encode())
+    return f"{type(source).__name__}:{digest.hexdigest()[:16]}"
+
+
 def resolve_source(dataset: str, data_dir: str | os.PathLike, download: bool = False):
     """Find where `dataset` lives: CIFAR python files, an image folder, or (opt-in) a download."""
     data_dir = Path(data_dir)
@@ -188,6 +202,12 @@ class CifarFiles:
     def describe(self) -> str:
         return f"{self.spec['pretty']}, torchvision's python-format files ({self.root})"
 
+    def splits(self) -> tuple[str, ...]:
+        return SPLITS
+
+    def files_of(self, split: str) -> list[Path]:
+        return [path for path in self._files(split) if path.is_file()]
+
     def fingerprint(self, split: str) -> str:
         return _fingerprint(self._files(split), self.root)
 
@@ -243,6 +263,12 @@ class ImageFolder:
         suffix = first.suffix.lstrip(".").upper() if first else "images"
         kind = "flat image folder" if self.flat else "image folder"
         return f"'{self.root.name}', {kind} ({suffix}; {self.root})"
+
+    def splits(self) -> tuple[str, ...]:
+        return ("train",) if self.flat else tuple(s for s in SPLITS if (self.root / s).is_dir())
+
+    def files_of(self, split: str) -> list[Path]:
+        return [path for path, _ in self._files(split)]
 
     @property
     def flat(self) -> bool:

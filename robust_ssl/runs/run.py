@@ -32,7 +32,7 @@ from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.evaluation.result import read_result
 from robust_ssl.runs.rundir import (check_resumable, claim, ensure_writable, fingerprint,
-                               record_text)
+                               record_text, results_root)
 from robust_ssl.plumbing.files import write_text_atomically
 from robust_ssl.pretrain.callbacks import ExportEncoder
 from robust_ssl.plumbing.tracking import MODES, wandb_mode
@@ -70,6 +70,14 @@ def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode
             args["dirpath"] = str(run_dir / "checkpoints")
         elif issubclass(kind, ExportEncoder):
             args["path"] = str(run_dir / "encoder.pt")
+
+
+def identity_of(config: dict) -> str:
+    """What the stage's data is (sources.data_identity), for its fingerprint."""
+    from robust_ssl.data.sources import data_identity
+
+    data = config["data"]["init_args"]
+    return data_identity(data["dataset"], data.get("data_dir", "data"))
 
 
 def stage_files(args: argparse.Namespace, run_dir: Path) -> tuple[str, Path, list[Path]]:
@@ -117,9 +125,10 @@ def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     if args.stage == "evaluate":
         ensure_writable(Path(args.output).resolve().parent)
     name, final, outputs = stage_files(args, run_dir)
-    current = fingerprint(config, input_files(args, config))
+    root, data = results_root(run_dir), identity_of(config)
+    current = fingerprint(config, input_files(args, config), root, data)
     record = Path(name).stem + ".fingerprint.json"
-    unchanged = claim(run_dir, record, current, outputs, args.restart,
+    unchanged = claim(run_dir, record, current, outputs, args.restart, root=root, data=data,
                       logs=[run_dir / "logs" / args.stage, run_dir / f"{args.stage}_minutes.txt"])
     write_text_atomically(run_dir / name, yaml.safe_dump(config, sort_keys=False))
     write_text_atomically(run_dir / record, record_text(current))

@@ -25,6 +25,9 @@ MOVED_CLASSES = {
     "robust_ssl.evaluate.AdversarialEvaluator":
         "robust_ssl.evaluation.evaluator.AdversarialEvaluator",
 }
+# config keys whose values are paths (recorded relative to the results root), and how
+RESULTS, PATH_KEYS = "<results>", ("default_root_dir", "dirpath", "path", "encoder_path",
+                                   "checkpoint", "output", "save_dir")
 # what the SimCLR class passed on to its one SimCLRTask
 SIMCLR_TASK_ARGUMENTS = ("projection_hidden_dim", "projection_dim", "temperature",
                          "gather_distributed", "views")
@@ -54,21 +57,65 @@ def file_hash(path: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
-def fingerprint(config: dict, inputs: dict[str, str | None]) -> dict[str, object]:
-    """What a stage computes: its config less UNTRACKED keys, plus its input files' hashes."""
+def fingerprint(config: dict, inputs: dict[str, str | None], root: str | None = None,
+                data: str | None = None) -> dict[str, object]:
+    """What a stage computes: its config less UNTRACKED keys, plus its input files' hashes.
+
+    With `root` (the results root) and `data` (sources.data_identity of the stage's data) it is
+    relocatable: paths under the root are recorded relative to it, and the data by what it is
+    instead of where DATA_DIR points, so a results tree moved to another folder or machine
+    still matches."""
     flat = {key: value for key, value in flatten(config).items()
             if not key.startswith(UNTRACKED)}
+    if root is not None:
+        flat = relative_paths(flat, root)
+    if data is not None:
+        flat = named_data(flat, data)
     for name, path in inputs.items():
         if path is not None and Path(path).is_file():
             flat[f"sha256({name})"] = file_hash(path)
     return flat
 
 
-def migrated(stored: dict) -> dict:
+def results_root(run_dir: str | os.PathLike) -> str:
+    """A run directory's results root: the folder that holds it (the grid's layout)."""
+    return os.path.dirname(os.path.abspath(run_dir))
+
+
+def relative_paths(flat: dict, root: str) -> dict:
+    """Values of PATH_KEYS under `root` as `<results>/...`."""
+    root = os.path.abspath(root)
+    out = {}
+    for key, value in flat.items():
+        if isinstance(value, str) and key.rpartition(".")[2] in PATH_KEYS:
+            path = os.path.abspath(value)
+            if os.path.commonpath([path, root]) == root:
+                value = RESULTS + "/" + os.path.relpath(path, root).replace(os.sep, "/")
+        out[key] = value
+    return out
+
+
+def named_data(flat: dict, data: str) -> dict:
+    """The data directory replaced by the data's identity; a dataset given as a folder's path
+    by the folder's name (its identity says what is in it)."""
+    out = dict(flat)
+    if "data.init_args.data_dir" in out:
+        del out["data.init_args.data_dir"]
+        out["data.identity"] = data
+        dataset = out.get("data.init_args.dataset")
+        if isinstance(dataset, str) and ("/" in dataset or os.sep in dataset):
+            out["data.init_args.dataset"] = f"folder:{os.path.basename(os.path.normpath(dataset))}"
+    return out
+
+
+def migrated(stored: dict, root: str | None = None, data: str | None = None) -> dict:
     """A fingerprint on record, in today's spelling: moved classes (MOVED_CLASSES), the SimCLR
-    pretrainer as the Pretrainer with one SimCLRTask, and the FineTuner's training attack as an
-    object. Each rewrite is the one the configs went through, so an old record equals the new
-    config's fingerprint exactly when the old config equals the new one."""
+    pretrainer as the Pretrainer with one SimCLRTask, the FineTuner's training attack as an
+    object, and (given `root` and `data`, as `fingerprint` takes them) absolute paths and the
+    data directory of records made before fingerprints were relocatable. Each rewrite is the one
+    the configs went through, so an old record equals the new config's fingerprint exactly when
+    the old config equals the new one. Old records named the data by its directory alone: they
+    are taken to mean the data found there now."""
     flat = {key: MOVED_CLASSES.get(value, value)
             if key.endswith("class_path") and isinstance(value, str) else value
             for key, value in stored.items()}
@@ -90,6 +137,11 @@ def migrated(stored: dict) -> dict:
             flat[f"{attack}init_args.random_start"] = random_start
         if kind == "pgd" and steps is not None:
             flat[f"{attack}init_args.steps"] = steps
+    old_root = flat.get("trainer.default_root_dir")
+    if root is not None and isinstance(old_root, str) and not old_root.startswith(RESULTS):
+        flat = relative_paths(flat, os.path.dirname(os.path.abspath(old_root)))
+    if data is not None and "data.identity" not in flat:
+        flat = named_data(flat, data)
     return flat
 
 
@@ -114,17 +166,19 @@ def ensure_writable(folder: Path) -> None:
 
 
 def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restart: bool,
-          logs: list[Path] = ()) -> bool:
+          logs: list[Path] = (), root: str | None = None, data: str | None = None) -> bool:
     """Make sure that `run_dir`'s outputs for this stage can only come from `current`.
 
     Outputs made under another fingerprint (or under none on record) stop the run before
     anything is overwritten, or with `restart` are deleted; `logs` of another fingerprint are
     deleted either way. The caller then writes its config file and, last, the record: a kill
     in between never leaves a record beside a stale config. Returns whether the record on
-    file is `current` (so the outputs there are this config's).
+    file is `current` (so the outputs there are this config's). `root` and `data` migrate a
+    record made before fingerprints were relocatable (see `migrated`).
     """
     record_path = run_dir / record
-    stored = migrated(json.loads(record_path.read_text())) if record_path.is_file() else None
+    stored = (migrated(json.loads(record_path.read_text()), root, data)
+              if record_path.is_file() else None)
     if stored == current:
         return True
     existing = [path for path in outputs if path.exists()]
