@@ -43,6 +43,8 @@ RESULTS ?= results
 WANDB ?= offline
 RESTART ?= 0
 RESIZE ?= 0
+# cells at once: each on its own GPU, or a share of the CPU cores (1: one after another)
+JOBS ?= 1
 # every cell runs once per seed; the tables give mean ± std over them
 SEEDS ?= $(if $(filter paper,$(PROFILE)),0 1 2,0)
 # `make curve`: SimCLR's pretraining epochs probed and the supervised baseline's budgets
@@ -68,6 +70,9 @@ $(error SEEDS='$(SEEDS)' is not a list of seeds: give non-negative integers, e.g
 endif
 ifneq ($(shell echo '$(CURVE_EPOCHS) $(SUPERVISED_EPOCHS)' | grep -Eqx ' *([1-9][0-9]* *)*' && echo ok),ok)
 $(error CURVE_EPOCHS='$(CURVE_EPOCHS)' SUPERVISED_EPOCHS='$(SUPERVISED_EPOCHS)' are not lists of epochs: give positive integers, e.g. CURVE_EPOCHS="1 2 4 8")
+endif
+ifneq ($(shell echo '$(JOBS)' | grep -Eqx '[1-9][0-9]*' && echo ok),ok)
+$(error JOBS='$(JOBS)' is not a number of cells at once: give a positive integer, e.g. JOBS=2)
 endif
 ifneq ($(words $(PRETRAIN_DATA)),1)
 $(error PRETRAIN_DATA='$(PRETRAIN_DATA)' contains a space or is empty: use a path without spaces, e.g. a symbolic link to it)

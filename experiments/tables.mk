@@ -10,7 +10,7 @@
 # missing, and a result never outlives the config that made it.
 
 GRID_ARGS = --profile $(PROFILE) --results '$(OUT)' --data-dir '$(DATA_DIR)' \
-    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) \
+    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) --jobs $(JOBS) \
     $(if $(filter 1,$(RESTART)),--restart) $(if $(filter 1,$(RESIZE)),--resize)
 
 # the budget curve's epochs (curve only; empty = the profile's)

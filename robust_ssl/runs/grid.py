@@ -236,19 +236,36 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    """Run every cell in order, each in a process of its own (run.py skips those whose result
-    is up to date; launch.py starts the process); stop at the first that fails, with its exit
-    status."""
+    """Run the table's cells as a dependency graph through the chosen executor (each cell in a
+    process of its own, launch.py); 1 if any cell failed, after the summary."""
+    from robust_ssl.runs.executors import LocalExecutor
+
     cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args),
                      profile=args.profile)
-    if launch.can_fork():
+    executor = LocalExecutor(args.jobs)
+    if launch.can_fork():  # the cells' OpenMP reads its settings when torch loads, here
+        os.environ.update(executor.cpu_env)
         launch.warm_up(wandb=(args.wandb or os.environ.get("WANDB", "offline")) != "off")
-    for number, cell in enumerate(cells, 1):
-        print(f"[{number}/{len(cells)}] {cell.name}", flush=True)
-        status = launch.run_cell(command(cell, args, args.table))
-        if status != 0:
-            return status
-    return 0
+    summary = executor.run(jobs_of(cells, args), args.table)
+    print(summary.text(args.table), flush=True)
+    return 1 if summary.failed else 0
+
+
+def needs(cell: Cell) -> set[str]:
+    """The cells whose results this one reads: its encoder's pretraining, the segment it
+    continues."""
+    return {name for name in (cell.encoder, cell.continues) if name is not None}
+
+
+def jobs_of(cells: list[Cell], args: argparse.Namespace) -> list:
+    from robust_ssl.runs.executors import Job
+
+    names = {cell.name for cell in cells}
+    for cell in cells:
+        if not needs(cell) <= names:
+            raise ValueError(f"{cell.name} needs {needs(cell) - names}, which the table lacks")
+    return [Job(cell.name, command(cell, args, args.table), needs(cell),
+                Path(args.results) / cell.name) for cell in cells]
 
 
 def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
@@ -276,6 +293,13 @@ def positive(text: str) -> int:
     return value
 
 
+def positive_jobs(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"JOBS={value}: run at least one cell at a time")
+    return value
+
+
 def add_budget_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive, nargs="*",
                    help="curve: SimCLR's pretraining epochs at which its encoder is probed "
@@ -299,11 +323,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", action="store_true")
     p.add_argument("--restart", action="store_true")
     p.add_argument("--wandb", choices=("offline", "online", "off"))
+    p.add_argument("--jobs", type=positive_jobs, default=1,
+                   help="cells at once (JOBS=N for make): each on its own GPU, or a share of "
+                   "the CPU cores")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_table(parser().parse_args(argv)))
+    from robust_ssl.errors import exit_on_user_error
+
+    with exit_on_user_error():
+        sys.exit(run_table(parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

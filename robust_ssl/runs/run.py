@@ -20,6 +20,7 @@ under the same config: a run directory holds the results of one config (see rund
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.evaluation.result import read_result
 from robust_ssl.runs.rundir import (check_resumable, claim, ensure_writable, fingerprint,
-                               record_text, results_root)
+                               migrated, record_text, results_root)
 from robust_ssl.plumbing.files import write_text_atomically
 from robust_ssl.pretrain.callbacks import ExportEncoder
 from robust_ssl.plumbing.tracking import MODES, wandb_mode
@@ -133,6 +134,26 @@ def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     write_text_atomically(run_dir / name, yaml.safe_dump(config, sort_keys=False))
     write_text_atomically(run_dir / record, record_text(current))
     return run_dir / name, unchanged and final.is_file()
+
+
+def finished(argv: list[str]) -> bool:
+    """Whether a cell's command (`python -m robust_ssl.runs.run ...` less the interpreter) has
+    nothing left to do: every stage's result is there under its fingerprint. Reads, never
+    writes, so an executor can skip such cells without starting them."""
+    args = parser().parse_args(argv)
+    stages = [args] + ([evaluation_of(args)] if getattr(args, "evaluate_output", None) else [])
+    for stage in stages:
+        run_dir = Path(stage.run_dir)
+        config = resolve(stage, run_dir)
+        name, final, _ = stage_files(stage, run_dir)
+        record = run_dir / (Path(name).stem + ".fingerprint.json")
+        if not (final.is_file() and record.is_file()):
+            return False
+        root, data = results_root(run_dir), identity_of(config)
+        current = fingerprint(config, input_files(stage, config), root, data)
+        if migrated(json.loads(record.read_text()), root, data) != current:
+            return False
+    return True
 
 
 def run_stage(args: argparse.Namespace) -> None:
