@@ -46,7 +46,10 @@ RESIZE ?= 0
 # cells at once: each on its own GPU, or a share of the CPU cores (1: one after another)
 JOBS ?= 1
 # every cell runs once per seed; the tables give mean ± std over them
-SEEDS ?= $(if $(filter paper,$(PROFILE)),0 1 2,0)
+SEEDS ?= $(if $(and $(filter paper,$(PROFILE)),$(filter-out 1,$(REHEARSE))),0 1 2,0)
+# 1: every cell of the table cut to a couple of batches (robust_ssl/runs/rehearsal.py), under
+# $(RESULTS)/$(PROFILE)-rehearsal, so a profile's every path runs once in minutes, anywhere
+REHEARSE ?= 0
 # `make curve`: SimCLR's pretraining epochs probed and the supervised baseline's budgets
 # (empty: the profile's, robust_ssl/grid.py); more epochs continue the existing run
 CURVE_EPOCHS ?=
@@ -79,7 +82,7 @@ $(error PRETRAIN_DATA='$(PRETRAIN_DATA)' contains a space or is empty: use a pat
 endif
 endif
 
-OUT := $(RESULTS)/$(PROFILE)
+OUT := $(RESULTS)/$(PROFILE)$(if $(filter 1,$(REHEARSE)),-rehearsal)
 RUN := $(PY) -m robust_ssl.runs.run
 
 # Runs before any training (order-only, so it never forces a rebuild): loads and caches the

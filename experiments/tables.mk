@@ -11,7 +11,8 @@
 
 GRID_ARGS = --profile $(PROFILE) --results '$(OUT)' --data-dir '$(DATA_DIR)' \
     --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) --jobs $(JOBS) \
-    $(if $(filter 1,$(RESTART)),--restart) $(if $(filter 1,$(RESIZE)),--resize)
+    $(if $(filter 1,$(RESTART)),--restart) $(if $(filter 1,$(RESIZE)),--resize) \
+    $(if $(filter 1,$(REHEARSE)),--rehearse)
 
 # the budget curve's epochs (curve only; empty = the profile's)
 BUDGET_ARGS = $(if $(filter curve,$@),$(if $(strip $(CURVE_EPOCHS)),--epochs $(CURVE_EPOCHS)) \
@@ -20,4 +21,5 @@ BUDGET_ARGS = $(if $(filter curve,$@),$(if $(strip $(CURVE_EPOCHS)),--epochs $(C
 table1 table2 table3 curve: | $(INSTALLED) check-data
 	$(PY) -m robust_ssl.runs.grid $@ $(GRID_ARGS) $(BUDGET_ARGS)
 	$(PY) -m robust_ssl.report $@ --results '$(OUT)' --profile $(PROFILE) \
-	    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) $(BUDGET_ARGS)
+	    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) $(BUDGET_ARGS) \
+	    $(if $(filter 1,$(REHEARSE)),--rehearse)

@@ -91,12 +91,22 @@ def random_sign_noise(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 def autoattack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                batch_size: int = 250, seed: int = 0) -> torch.Tensor:
-    """Standard AutoAttack (Croce & Hein 2020; APGD-CE, APGD-T, FAB-T, Square) via pyautoattack."""
+    """Standard AutoAttack (Croce & Hein 2020; APGD-CE, APGD-T, FAB-T, Square) via pyautoattack.
+
+    Its targeted attacks aim at the 9 runner-up classes: with fewer classes they aim at all the
+    others, and below 4 classes APGD-T, whose DLR loss compares the top four logits, is left
+    out (standard AutoAttack crashed on a 3-class rehearsal)."""
     check_epsilon(eps)
     from pyautoattack import AutoAttack
 
     device = next(model.parameters()).device
     attack = AutoAttack(model, eps=eps, norm="Linf", version="standard", device=device, seed=seed)
+    with torch.no_grad():
+        classes = model(x[:1].to(device)).shape[1]
+    if classes < 10:
+        attack.apgd_targeted.n_target_classes = attack.fab.n_target_classes = classes - 1
+    if classes < 4:
+        attack.attacks_to_run = [name for name in attack.attacks_to_run if name != "apgd-t"]
     adversarial, _ = attack.run_standard_evaluation(x.to(device), y.to(device),
                                                     batch_size=batch_size)
     return adversarial

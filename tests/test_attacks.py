@@ -146,3 +146,22 @@ def test_attack_objects_from_the_registry_equal_the_functions(trained_toy):
         build_attack("cw", EPS)
     with pytest.raises(RobustSSLError, match="outside"):
         FGSM(2.0)
+
+
+def test_autoattack_runs_on_fewer_than_ten_classes():
+    """Standard AutoAttack aims its targeted attacks at 9 other classes and APGD-T's loss
+    needs 4 logits: with 3 classes it ran into an IndexError (found by the paper profile's
+    rehearsal on 3-class test data)."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(3 * 8 * 8, 3)
+    with torch.no_grad():  # class 0 whatever the input: its images survive APGD-CE, so the
+        linear.weight.mul_(1e-3)  # targeted attacks run on them
+        linear.bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
+    model = torch.nn.Sequential(torch.nn.Flatten(), linear).eval()
+    x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    from robust_ssl.attacks import autoattack
+
+    adversarial = autoattack(model, x, y, EPS)
+    assert adversarial.shape == x.shape
+    assert (adversarial - x).abs().max() <= EPS + 1e-6 and adversarial.min() >= 0
+    assert (model(adversarial).argmax(1) == y).tolist() == [True, False, False, True]

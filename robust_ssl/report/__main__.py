@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=grid.non_negative, nargs="*",
                         help="default: the profile's (as for the grid)")
     grid.add_budget_arguments(parser)
+    parser.add_argument("--rehearse", action="store_true",
+                        help="a rehearsal's results (the curve: one epoch per budget)")
     parser.add_argument("--wandb", choices=MODES, default=None,
                         help="offline (default, or $WANDB), online or off")
     args = parser.parse_args(argv)
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             text = write_table(args.table, results, args.profile, args.pretrain_data,
                                grid.seeds_of(args))
+    if args.rehearse:
+        text = ("REHEARSAL: every cell cut to a couple of batches (robust_ssl/runs/rehearsal.py); "
+                "its numbers mean nothing, its paths ran.\n\n" + text)
     if mode != "off":
         log_to_wandb(results, args.table, f"{args.table}-{args.profile}", mode)
     print(text)

@@ -230,6 +230,8 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
     call += [part for item in sets for part in ("--set", item)]
     if args.restart:
         call.append("--restart")
+    if getattr(args, "rehearse", False):
+        call.append("--rehearse")
     if args.wandb:
         call += ["--wandb", args.wandb]
     return call
@@ -273,10 +275,16 @@ def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def epochs_of(args: argparse.Namespace) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The curve's (pretraining, supervised) budgets: as given, else the profile's."""
+    """The curve's (pretraining, supervised) budgets: as given, else the profile's; in a
+    rehearsal one epoch per budget (rehearsal.epochs)."""
     given = getattr(args, "epochs", None), getattr(args, "supervised_epochs", None)
     defaults = CURVE_EPOCHS.get(args.profile, ()), SUPERVISED_EPOCHS.get(args.profile, ())
-    return tuple(tuple(g) if g else d for g, d in zip(given, defaults))
+    chosen = tuple(tuple(g) if g else d for g, d in zip(given, defaults))
+    if getattr(args, "rehearse", False):
+        from robust_ssl.runs import rehearsal
+
+        chosen = tuple(rehearsal.epochs(budgets(b)) for b in chosen)
+    return chosen
 
 
 def non_negative(text: str) -> int:
@@ -322,6 +330,8 @@ def parser() -> argparse.ArgumentParser:
     add_budget_arguments(p)
     p.add_argument("--resize", action="store_true")
     p.add_argument("--restart", action="store_true")
+    p.add_argument("--rehearse", action="store_true", help="every cell cut to a couple of "
+                   "batches, under its own results root (REHEARSE=1 for make)")
     p.add_argument("--wandb", choices=("offline", "online", "off"))
     p.add_argument("--jobs", type=positive_jobs, default=1,
                    help="cells at once (JOBS=N for make): each on its own GPU, or a share of "

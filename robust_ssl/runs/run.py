@@ -28,7 +28,7 @@ import torch
 import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from robust_ssl.runs import configs
+from robust_ssl.runs import configs, rehearsal
 from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.evaluation.result import read_result
@@ -101,6 +101,9 @@ def resolve(args: argparse.Namespace, run_dir: Path) -> dict:
     apply_overrides(config, [f"data.data_dir={args.data_dir}"] + seed + (args.set or []))
     route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name, mode,
                   args.stage)
+    if getattr(args, "rehearse", False):
+        sets_epochs = any(item.startswith("trainer.max_epochs=") for item in args.set or [])
+        rehearsal.cut(config, keeps_epochs=sets_epochs)
     return config
 
 
@@ -284,6 +287,8 @@ def parser() -> argparse.ArgumentParser:
                            "config (the budget curve's segments); its hash is on record")
         p.add_argument("--restart", action="store_true",
                        help="delete this stage's outputs if another config made them, then run")
+        p.add_argument("--rehearse", action="store_true",
+                       help="the same config cut to a couple of batches (runs/rehearsal.py)")
     data = sub.add_parser("check-data")
     data.add_argument("--data-dir", default="data")
     data.add_argument("--labeled", default="cifar10", help="the fine-tuning and test data")
