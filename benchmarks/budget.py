@@ -4,10 +4,13 @@ profile's default budgets) and of what Table 3 adds to Table 1 (`make table3`), 
 (SEEDS="0 1 2" takes three times it).
 
 Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 5]
-       [--autoattack N] [--json FILE]
+       [--batch N] [--devices N ...] [--autoattack N] [--json FILE]
 
-Each kind is timed over `--steps` steps after one warm-up step (the median step counts), with
-the profile's own stem, batch sizes and precision (bf16 autocast where the profile asks for it
+Each kind is timed over `--steps` steps after one warm-up step (the median step counts; the
+fastest and slowest step give the spread), with the profile's own stem, batch sizes and
+precision, or with batches of at most `--batch` images (a quick estimate on a slow device: the
+rate per image of a small batch, scaled to the run's images; on a GPU small batches use it less
+well, so the projection errs long) (bf16 autocast where the profile asks for it
 and the device is a GPU; channels_last weights, as the Pretrainer uses them). Beside each
 training kind stands its bare model step: the same network and optimiser on ready-made float
 inputs, no augmentation, no attack, channels_last, so the ratio says what the data pipeline and
@@ -90,10 +93,12 @@ def settings(profile: str) -> dict:
 class Timer:
     def __init__(self, device: str, steps: int, bf16: bool):
         self.device, self.steps, self.bf16 = device, steps, bf16 and device == "cuda"
+        self.spread: list[tuple[float, float]] = []
 
     def seconds_per_step(self, step) -> float:
         """Median over the timed steps: this shared 2-core machine swings by +-15% from one
-        step to the next, and a median keeps one slow step out of the ratios."""
+        step to the next, and a median keeps one slow step out of the ratios. The fastest and
+        slowest steps are kept in `spread` (their ratio to the median)."""
         with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
             step()  # warm-up
             self.sync()
@@ -103,7 +108,9 @@ class Timer:
                 step()
                 self.sync()
                 times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        median = statistics.median(times)
+        self.spread.append((min(times) / median, max(times) / median))
+        return median
 
     def sync(self) -> None:
         if self.device == "cuda":
@@ -255,6 +262,30 @@ def project(config: dict, rates: dict) -> dict[str, float]:
     return minutes
 
 
+def cell_minutes(cell: grid.Cell, minutes: dict[str, float]) -> float:
+    """A Table 1 cell's projected minutes (project's keys)."""
+    if cell.stage == "pretrain":
+        return minutes["pretraining"]
+    training = "clean" if "model.adversarial=false" in cell.overrides else "FGSM"
+    if cell.stage == "supervised":
+        return minutes[f"supervised, {training}"]
+    label = "random encoder 100%" if cell.row == "random encoder" else cell.row
+    return minutes[f"{label}, {training}"]
+
+
+def makespan(cells: list[grid.Cell], minutes: dict[str, float], devices: int) -> float:
+    """Wall minutes of `cells` on `devices` devices as the local executor runs them: in the
+    table's order, each as soon as a device is free and the cells it needs are done."""
+    free = [0.0] * devices
+    done: dict[str, float] = {}
+    for cell in cells:
+        ready = max([done[name] for name in grid.needs(cell)], default=0.0)
+        device = min(range(devices), key=lambda d: max(free[d], ready))
+        start = max(free[device], ready)
+        done[cell.name] = free[device] = start + cell_minutes(cell, minutes)
+    return max(done.values())
+
+
 def project_curve(config: dict, rates: dict, epochs: tuple[int, ...],
                   supervised_epochs: tuple[int, ...]) -> dict[str, float]:
     """Minutes of the budget curve (grid.curve): SimCLR on every image up to the last budget,
@@ -305,26 +336,44 @@ def main() -> None:
     parser.add_argument("--profile", choices=["paper", "quick"], required=True)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, metavar="N",
+                        help="time batches of at most N images (quick; default: the profile's)")
+    parser.add_argument("--devices", type=int, nargs="*", default=[],
+                        help="also project Table 1's wall time on each number of devices")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds of the projected Table 1 (default: the profile's)")
     parser.add_argument("--autoattack", type=int, default=0, metavar="N",
                         help="time AutoAttack on N images (needed for the paper projection)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     config = settings(args.profile)
+    if args.batch:
+        for kind in ("simclr", "adv_simclr", "finetune", "evaluate"):
+            config[kind]["batch"] = min(config[kind]["batch"], args.batch)
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"profile={args.profile} device={args.device} ({name}) steps={args.steps} "
           f"bf16={config['bf16'] and args.device == 'cuda'} threads={torch.get_num_threads()}")
-    rates = measure(config, Timer(args.device, args.steps, config["bf16"]), args.device,
-                    args.autoattack)
+    timer = Timer(args.device, args.steps, config["bf16"])
+    rates = measure(config, timer, args.device, args.autoattack)
     for kind, rate in rates.items():
         bare = rates.get(f"{kind}, bare")
         ratio = f"  ({rate / bare:.0%} of its bare model step)" if bare else ""
         if not kind.endswith(", bare"):
             print(f"{kind:46s} {rate:10,.0f} /s{ratio}")
     minutes = project(config, rates)
+    fast = min(low for low, _ in timer.spread)
+    slow = max(high for _, high in timer.spread)
     print("projected minutes (training + validation + evaluation; start-up and loading not "
-          "included):")
+          f"included; steps ran {fast:.2f}x to {slow:.2f}x their kind's median):")
     for cell, value in minutes.items():
         print(f"  {cell:28s} {value:8.1f}")
+    seeds = args.seeds or len(grid.DEFAULT_SEEDS[args.profile])
+    cells = grid.cells_of("table1", "cifar100", tuple(range(seeds)))
+    walls = {n: makespan(cells, minutes, n) for n in args.devices}
+    for devices, wall in walls.items():
+        print(f"Table 1, {seeds} seed(s), on {devices} device(s) at once (JOBS={devices}): "
+              f"{wall:.0f} min wall ({wall / 60:.1f} h); one after another "
+              f"{makespan(cells, minutes, 1):.0f} min")
     budgets = grid.CURVE_EPOCHS[args.profile], grid.SUPERVISED_EPOCHS[args.profile]
     curve = project_curve(config, rates, *budgets)
     print(f"projected minutes of the curve (SimCLR epochs {budgets[0]}, supervised {budgets[1]}):")
@@ -340,7 +389,8 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump({"profile": args.profile, "device": name, "rates_per_s": rates,
                        "projected_minutes": minutes, "projected_curve_minutes": curve,
-                       "projected_table3_minutes": table3}, f, indent=2)
+                       "projected_table3_minutes": table3,
+                       "table1_wall_minutes_on_devices": walls}, f, indent=2)
 
 
 if __name__ == "__main__":

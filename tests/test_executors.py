@@ -2,7 +2,6 @@
 one GPU each, up-to-date cells never started, and the summary."""
 
 import sys
-import time
 
 import pytest
 

@@ -1,6 +1,7 @@
 """The experiment grid: one description of every table's cells."""
 
 import argparse
+from pathlib import Path
 
 from robust_ssl.runs import grid
 
@@ -132,3 +133,33 @@ def test_table3_reuses_simclr_and_its_clean_probe_and_names_each_policy():
             "model.attack.steps=2"} <= set(aff.overrides)
     paper = {c.name: c for c in grid.cells_of("table3", "cifar10", (0,), profile="paper")}
     assert "model.attack.steps=10" in paper["simclr-cifar10-f100-aff-s0"].overrides
+
+
+def test_a_rehearsal_cuts_batches_not_configs():
+    """A rehearsal cell is its profile's config with epochs, batches and subsets cut, under
+    its own results root; the curve keeps one epoch per segment so segments still continue."""
+    from robust_ssl.runs import rehearsal, run
+
+    def resolved(stage, *sets, rehearse=True, task="simclr"):
+        args = run.parser().parse_args(
+            [stage, "--profile", "paper", "--run-dir", "/r/paper-rehearsal/c", "--wandb", "off"]
+            + (["--task", task] if stage == "pretrain" else [])
+            + (["--output", "/r/paper-rehearsal/c.json"] if stage == "evaluate" else [])
+            + [f"--set={s}" for s in sets] + (["--rehearse"] if rehearse else []))
+        return run.resolve(args, Path(args.run_dir))
+
+    real, cut = resolved("pretrain", rehearse=False), resolved("pretrain")
+    assert cut["trainer"]["max_epochs"] == 1 and cut["trainer"]["limit_train_batches"] == 2
+    assert cut["trainer"]["precision"] == real["trainer"]["precision"] == "bf16-mixed"
+    assert cut["model"] == real["model"] and cut["data"] == real["data"]  # batch 256, CIFAR stem
+    knn = cut["trainer"]["callbacks"][0]["init_args"]
+    assert knn["bank_limit"] == rehearsal.KNN_BANK
+    assert resolved("pretrain", "trainer.max_epochs=3")["trainer"]["max_epochs"] == 3
+    evaluation = resolved("evaluate")["model"]["init_args"]
+    assert evaluation["autoattack_examples"] == 2 and evaluation["pgd_steps"] == 20
+    probe = resolved("finetune")
+    assert probe["data"]["init_args"]["train_limit"] == 2 * 128
+    assert probe["model"]["init_args"]["val_pgd_examples"] == rehearsal.VAL_PGD_IMAGES
+    args = grid.parser().parse_args(["curve", "--profile", "paper", "--results", "r",
+                                     "--rehearse"])
+    assert grid.epochs_of(args) == ((1, 2, 3, 4, 5, 6, 7, 8), (1, 2, 3, 4, 5, 6, 7, 8))

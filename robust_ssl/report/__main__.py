@@ -20,6 +20,10 @@ from robust_ssl.report.tables import write_table
 from robust_ssl.runs import grid
 
 
+REHEARSAL_NOTE = ("REHEARSAL: every cell cut to a couple of batches (robust_ssl/runs/rehearsal.py);"
+                  " its numbers mean nothing, its paths ran.\n\n")
+
+
 def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
     """The finished table as a wandb.Table in its own run of the table's group."""
     import wandb
@@ -57,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
             text = write_table(args.table, results, args.profile, args.pretrain_data,
                                grid.seeds_of(args))
     if args.rehearse:
-        text = ("REHEARSAL: every cell cut to a couple of batches (robust_ssl/runs/rehearsal.py); "
-                "its numbers mean nothing, its paths ran.\n\n" + text)
+        text = REHEARSAL_NOTE + text
+        (results / f"{args.table}.md").write_text(text)
     if mode != "off":
         log_to_wandb(results, args.table, f"{args.table}-{args.profile}", mode)
     print(text)

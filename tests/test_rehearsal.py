@@ -1,0 +1,56 @@
+"""The paper profile, rehearsed end to end on generated data: its three tables run their paper
+configs (CIFAR stem, bf16-mixed, batch 256, AutoAttack) cut to a couple of batches, so a paper
+YAML that cannot run fails here, on a CPU; the curve's rehearsal runs in the quick profile."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import write_cifar_files, write_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_paper_profile_rehearses_every_table_and_the_curve(tmp_path):
+    data = tmp_path / "data"
+    write_cifar_files(data, "cifar100", train=600, test=20)  # one batch of 256, twice
+    write_image_folder(data / "cifar10", {"train": 64, "test": 4})
+    results, minutes = tmp_path / "results", {}
+    # the paper's three tables; the curve's paths (segments continuing each other) rehearsed in
+    # the quick profile, which costs a minute where the paper's costs six (measured)
+    for target, profile, extra in (("table1", "paper", []), ("table2", "paper", []),
+                                   ("table3", "paper", []),
+                                   ("curve", "quick", ["CURVE_EPOCHS=1 2", "SUPERVISED_EPOCHS=1"])):
+        start = time.perf_counter()
+        made = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), target,
+                               f"PROFILE={profile}", "REHEARSE=1", "JOBS=2", f"DATA_DIR={data}",
+                               f"RESULTS={results}", "WANDB=off", *extra],
+                              capture_output=True, text=True, timeout=1500)
+        minutes[target] = (time.perf_counter() - start) / 60
+        assert made.returncode == 0, made.stdout[-4000:] + made.stderr[-3000:]
+        assert "0 failed" in made.stdout
+        table = (results / f"{profile}-rehearsal" / f"{target}.md").read_text()
+        assert table.startswith("REHEARSAL:")
+    print("rehearsal minutes:", {k: round(v, 1) for k, v in minutes.items()})
+    out = results / "paper-rehearsal"
+    assert not (results / "paper").exists()  # never where real results go
+    probe = json.loads((out / "simclr-cifar100-f100-adv-s0.json").read_text())
+    assert probe["examples"]["autoattack_subset"] == 2 and "autoattack@8/255" in probe["metrics"]
+    config = yaml.safe_load((out / "simclr-cifar100-s0" / "config.yaml").read_text())
+    assert config["trainer"]["precision"] == "bf16-mixed"
+    assert config["data"]["init_args"]["batch_size"] == 256
+    assert config["model"]["init_args"]["stem"] == "cifar"
+    aff = yaml.safe_load((out / "adv_simclr-cifar100-f100-aff-s0" / "config.yaml").read_text())
+    assert aff["model"]["init_args"]["attack"]["init_args"]["steps"] == 10  # the paper's PGD-10
+    for name in ("table1", "table2", "table3"):
+        assert (out / f"{name}.png").stat().st_size > 10_000
+    assert (results / "quick-rehearsal" / "curve.png").stat().st_size > 10_000
+    segment = torch.load(results / "quick-rehearsal" / "simclr-cifar100-e2-s0" / "encoder.pt",
+                         weights_only=True)
+    assert segment["metadata"]["epochs"] == 2  # continued from the one-epoch segment
