@@ -353,6 +353,9 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"profile={args.profile} device={args.device} ({name}) steps={args.steps} "
           f"bf16={config['bf16'] and args.device == 'cuda'} threads={torch.get_num_threads()}")
+    if config["evaluate"]["autoattack"] and not args.autoattack:
+        args.autoattack = 1  # the profile runs it: time it on one image at least
+        print("the profile runs AutoAttack: timing it on 1 image (--autoattack N for more)")
     timer = Timer(args.device, args.steps, config["bf16"])
     rates = measure(config, timer, args.device, args.autoattack)
     for kind, rate in rates.items():

@@ -2,8 +2,10 @@
 # The prepared GPU check: one command that needs only DATA_DIR (a folder holding cifar10/).
 #   DATA_DIR=/path benchmarks/gpu_check.sh RESULTS_DIR MINUTES
 # 1. the tests marked gpu (device-resident data, bf16 NT-Xent against fp32, ...);
-# 2. the budget benchmark of the paper profile on the GPU (JSON in RESULTS_DIR);
-# 3. `make table1 PROFILE=paper WANDB=off SEEDS=0` (CIFAR-10 train as the pretraining set),
+# 2. the paper Table 1 rehearsal (every cell cut to a couple of batches) before anything long;
+# 3. the budget benchmark of the paper profile on the GPU, with Table 1's wall time on 1 and 8
+#    GPUs (JSON in RESULTS_DIR);
+# 4. `make table1 PROFILE=paper WANDB=off SEEDS=0` (CIFAR-10 train as the pretraining set),
 #    cell after cell, until MINUTES have passed; finished cells leave their JSONs.
 # Everything, the log included, lands in RESULTS_DIR. It runs with the python3 on PATH (PY=...
 # to choose another), which must import torch, pytorch_lightning, torchmetrics, kornia,
@@ -25,12 +27,16 @@ nvidia-smi -L || echo "no nvidia-smi"
 echo "== 1. tests marked gpu"
 "$py" -m pytest -q -m gpu -p no:cacheprovider tests/ || echo "gpu tests FAILED"
 
-echo "== 2. budget benchmark, paper profile"
+echo "== 2. rehearsal of the paper Table 1"
+make --no-print-directory table1 PROFILE=paper REHEARSE=1 WANDB=off DOWNLOAD=0 \
+    PRETRAIN_DATA=cifar10 DATA_DIR="$data" RESULTS="$results" PY="$py" || echo "rehearsal FAILED"
+
+echo "== 3. budget benchmark, paper profile"
 "$py" benchmarks/budget.py --profile paper --device cuda --steps 10 --autoattack 16 \
-    --json "$results/budget-paper.json" || echo "budget benchmark FAILED"
+    --devices 1 8 --json "$results/budget-paper.json" || echo "budget benchmark FAILED"
 
 left=$(( minutes * 60 - ($(date +%s) - start) ))
-echo "== 3. make table1 PROFILE=paper for the remaining ${left}s"
+echo "== 4. make table1 PROFILE=paper for the remaining ${left}s"
 if (( left > 60 )); then
     timeout --signal=INT "$left" make --no-print-directory table1 PROFILE=paper WANDB=off SEEDS=0 \
         DOWNLOAD=0 PRETRAIN_DATA=cifar10 DATA_DIR="$data" RESULTS="$results" PY="$py"
