@@ -36,8 +36,18 @@ def inputs(tmp_path_factory):
 
 
 def subset_matches(expected: dict, actual: dict) -> list[str]:
-    return [f"{k}: {v!r} != {actual.get(k)!r}" for k, v in expected.items()
-            if k != "tasks" and actual.get(k) != v]
+    """What `expected` says that `actual` does not; a nested class (the FineTuner's attack)
+    matches when its class and every argument the config gives match (defaults may add more)."""
+    wrong = []
+    for k, v in expected.items():
+        got = actual.get(k)
+        if k == "tasks":
+            continue
+        if isinstance(v, dict) and isinstance(got, dict):
+            wrong += [f"{k}.{w}" for w in subset_matches(v, got)]
+        elif got != v:
+            wrong.append(f"{k}: {v!r} != {got!r}")
+    return wrong
 
 
 @pytest.mark.parametrize("profile", configs.profiles())
