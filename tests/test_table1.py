@@ -198,8 +198,10 @@ def test_smoke_table3_has_every_row_and_column(table_data, tmp_path):
     assert encoder["metadata"]["pretext"] == "adv_simclr"
     assert not any(".adversarial." in key for key in encoder["state_dict"])  # one branch kept
     aff = yaml.safe_load((out / "adv_simclr-cifar100-f100-aff-s0/config.yaml").read_text())
-    assert {k: aff["model"]["init_args"][k] for k in ("freeze", "attack", "adv_weight")} == {
-        "freeze": "full", "attack": "pgd", "adv_weight": 1.0}
+    assert {k: aff["model"]["init_args"][k] for k in ("freeze", "adv_weight")} == {
+        "freeze": "full", "adv_weight": 1.0}
+    assert aff["model"]["init_args"]["attack"] == {  # PGD-2 at the FGSM cells' ε
+        "class_path": "robust_ssl.attacks.PGD", "init_args": {"eps": 8 / 255, "steps": 2}}
     assert "adversarial SimCLR" in (out / "table3.md").read_text()
     assert (out / "table3.png").stat().st_size > 10_000
     assert list(out.glob("wandb/offline-run-*")), "the table was not logged to W&B"
