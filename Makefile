@@ -45,6 +45,23 @@ RESTART ?= 0
 RESIZE ?= 0
 # cells at once: each on its own GPU, or a share of the CPU cores (1: one after another)
 JOBS ?= 1
+# where the cells run: local (this machine, JOBS at once) or slurm (every cell a SLURM job through
+# submitit, after the cells it needs; robust_ssl/runs/slurm.py). Each SLURM cell asks for what
+# the SLURM_* variables say (empty: the cluster's default), or SLURM_CONFIG's YAML; DRY_RUN=1
+# prints the plan and submits nothing.
+EXECUTOR ?= local
+SLURM_PARTITION ?=
+SLURM_ACCOUNT ?=
+SLURM_QOS ?=
+SLURM_TIME ?=
+GPUS_PER_CELL ?=
+CPUS_PER_CELL ?=
+TASKS_PER_CELL ?=
+SLURM_MEM ?=
+SLURM_CONSTRAINT ?=
+SLURM_OPTIONS ?=
+SLURM_CONFIG ?=
+DRY_RUN ?= 0
 # every cell runs once per seed; the tables give mean ± std over them
 SEEDS ?= $(if $(and $(filter paper,$(PROFILE)),$(filter-out 1,$(REHEARSE))),0 1 2,0)
 # 1: every cell of the table cut to a couple of batches (robust_ssl/runs/rehearsal.py), under
@@ -76,6 +93,9 @@ $(error CURVE_EPOCHS='$(CURVE_EPOCHS)' SUPERVISED_EPOCHS='$(SUPERVISED_EPOCHS)' 
 endif
 ifneq ($(shell echo '$(JOBS)' | grep -Eqx '[1-9][0-9]*' && echo ok),ok)
 $(error JOBS='$(JOBS)' is not a number of cells at once: give a positive integer, e.g. JOBS=2)
+endif
+ifeq ($(filter $(EXECUTOR),local slurm),)
+$(error EXECUTOR=$(EXECUTOR) is unknown: choose local (this machine) or slurm (a SLURM cluster))
 endif
 ifneq ($(words $(PRETRAIN_DATA)),1)
 $(error PRETRAIN_DATA='$(PRETRAIN_DATA)' contains a space or is empty: use a path without spaces, e.g. a symbolic link to it)

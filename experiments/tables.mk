@@ -12,14 +12,29 @@
 GRID_ARGS = --profile $(PROFILE) --results '$(OUT)' --data-dir '$(DATA_DIR)' \
     --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) --jobs $(JOBS) \
     $(if $(filter 1,$(RESTART)),--restart) $(if $(filter 1,$(RESIZE)),--resize) \
-    $(if $(filter 1,$(REHEARSE)),--rehearse)
+    $(if $(filter 1,$(REHEARSE)),--rehearse) $(EXECUTOR_ARGS)
+
+# each given SLURM_* variable as the grid's flag (robust_ssl/runs/slurm.py)
+slurm_flag = $(if $(strip $(2)),$(1) '$(strip $(2))')
+EXECUTOR_ARGS = --executor $(EXECUTOR) $(if $(filter 1,$(DRY_RUN)),--dry-run) \
+    $(call slurm_flag,--slurm-partition,$(SLURM_PARTITION)) \
+    $(call slurm_flag,--slurm-account,$(SLURM_ACCOUNT)) \
+    $(call slurm_flag,--slurm-qos,$(SLURM_QOS)) $(call slurm_flag,--slurm-time,$(SLURM_TIME)) \
+    $(call slurm_flag,--gpus-per-cell,$(GPUS_PER_CELL)) \
+    $(call slurm_flag,--cpus-per-cell,$(CPUS_PER_CELL)) \
+    $(call slurm_flag,--tasks-per-cell,$(TASKS_PER_CELL)) \
+    $(call slurm_flag,--slurm-mem,$(SLURM_MEM)) \
+    $(call slurm_flag,--slurm-constraint,$(SLURM_CONSTRAINT)) \
+    $(call slurm_flag,--slurm-config,$(SLURM_CONFIG)) \
+    $(foreach option,$(SLURM_OPTIONS),--slurm-option='$(option)')
 
 # the budget curve's epochs (curve only; empty = the profile's)
 BUDGET_ARGS = $(if $(filter curve,$@),$(if $(strip $(CURVE_EPOCHS)),--epochs $(CURVE_EPOCHS)) \
     $(if $(strip $(SUPERVISED_EPOCHS)),--supervised-epochs $(SUPERVISED_EPOCHS)))
 
+REPORT_ARGS = --results '$(OUT)' --profile $(PROFILE) --pretrain-data '$(PRETRAIN_DATA)' \
+    --seeds $(SEEDS) $(BUDGET_ARGS) $(if $(filter 1,$(REHEARSE)),--rehearse)
+
 table1 table2 table3 curve: | $(INSTALLED) check-data
 	$(PY) -m robust_ssl.runs.grid $@ $(GRID_ARGS) $(BUDGET_ARGS)
-	$(PY) -m robust_ssl.report $@ --results '$(OUT)' --profile $(PROFILE) \
-	    --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) $(BUDGET_ARGS) \
-	    $(if $(filter 1,$(REHEARSE)),--rehearse)
+	$(if $(filter 1,$(DRY_RUN)),@echo "DRY_RUN=1: nothing ran so there is no report",$(PY) -m robust_ssl.report $@ $(REPORT_ARGS))

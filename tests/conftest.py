@@ -74,6 +74,17 @@ def image_folder(tmp_path):
     return data_dir, written
 
 
+@pytest.fixture
+def table_data(tmp_path):
+    """A data directory for the smoke tables: CIFAR-100 python files to pretrain on and a
+    3-class CIFAR-10 image folder, 64 train images a class (enough for a 1% fraction after the
+    validation split)."""
+    data = tmp_path / "data"
+    write_cifar_files(data, "cifar100", train=200, test=20)
+    write_image_folder(data / "cifar10", {"train": 64, "test": 4})
+    return data
+
+
 @pytest.fixture(autouse=True)
 def no_run_seed_from_earlier_tests(monkeypatch):
     """seed_everything records the run's seed in PL_GLOBAL_SEED, which orders training data

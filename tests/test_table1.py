@@ -15,20 +15,11 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import write_cifar_files, write_image_folder
+from tests.conftest import write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ["supervised (no pretraining)", "SimCLR, 1% labels", "SimCLR, 10% labels",
         "SimCLR, 30% labels", "SimCLR, 100% labels", "random encoder, 100% labels"]
-
-
-@pytest.fixture
-def table_data(tmp_path):
-    data = tmp_path / "data"
-    write_cifar_files(data, "cifar100", train=200, test=20)
-    # 64 train images per class: enough for a 1% fraction after the validation split
-    write_image_folder(data / "cifar10", {"train": 64, "test": 4})
-    return data
 
 
 def make_table1(data: Path, results: Path, wandb: str, *extra: str):

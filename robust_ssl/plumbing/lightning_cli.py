@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.plumbing.progress import EpochLines
@@ -19,8 +20,12 @@ def trainer_defaults() -> dict:
     epoch instead of progress bars."""
     terminal = sys.stdout.isatty()
     callbacks = [RandomState()] + ([] if terminal else [EpochLines()])
-    return {"callbacks": callbacks, "plugins": [AtomicCheckpointIO()],
-            "enable_progress_bar": terminal}
+    plugins = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        # submitit requeues a preempted or timed-out cell (runs/slurm.py); Lightning's own
+        # requeue on SIGUSR1 would be a second, competing one
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return {"callbacks": callbacks, "plugins": plugins, "enable_progress_bar": terminal}
 
 
 def run_cli(args: list[str] | None = None) -> LightningCLI:

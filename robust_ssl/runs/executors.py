@@ -80,6 +80,37 @@ def gpu_count() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+class Progress:
+    """One line per cell event: `[k/N] name: event (time so far, about T left)`, T from the
+    mean time of the cells done so far, over the cells left, `parallel` at a time."""
+
+    def __init__(self, jobs: list[Job], summary: Summary, parallel: int = 1):
+        self.numbers = {job.name: number for number, job in enumerate(jobs, 1)}
+        self.summary, self.parallel = summary, parallel
+        self.start, self.began, self.seconds = time.perf_counter(), {}, []
+
+    def __call__(self, job: Job, event: str) -> None:
+        left = len(self.numbers) - len(self.summary.states)
+        projection = ""
+        if self.seconds and left:
+            mean = sum(self.seconds) / len(self.seconds)
+            projection = f", about {duration(left * mean / max(self.parallel, 1))} left"
+        print(f"[{self.numbers[job.name]}/{len(self.numbers)}] {job.name}: {event} "
+              f"({duration(time.perf_counter() - self.start)} so far{projection})", flush=True)
+
+    def started(self, job: Job, event: str = "started") -> None:
+        self.began[job.name] = time.perf_counter()
+        self(job, event)
+
+    def ended(self, job: Job, event: str) -> None:
+        """`event` "done" gets the cell's time and counts toward the projection."""
+        began = self.began.pop(job.name, None)
+        if event == "done" and began is not None:
+            self.seconds.append(time.perf_counter() - began)
+            event = f"done in {duration(self.seconds[-1])}"
+        self(job, event)
+
+
 class LocalExecutor:
     def __init__(self, jobs: int = 1, gpus: int | None = None):
         if jobs < 1:
@@ -98,18 +129,9 @@ class LocalExecutor:
 
     def run(self, jobs: list[Job], table: str) -> Summary:
         summary, pending = Summary(), list(jobs)
-        running: list[tuple[object, Job, float, int | None]] = []  # process, job, start, gpu
+        progress = Progress(jobs, summary, parallel=self.jobs)
+        running: list[tuple[object, Job, int | None]] = []  # process, job, gpu
         free_gpus = list(range(self.gpus))
-        start, seconds, total = time.perf_counter(), [], len(jobs)
-
-        def progress(job: Job, event: str) -> None:
-            left = total - len(summary.states)
-            projection = (f", about {duration(left * sum(seconds) / len(seconds) / self.jobs)} "
-                          "left" if seconds and left else "")
-            number = jobs.index(job) + 1
-            print(f"[{number}/{total}] {job.name}: {event} "
-                  f"({duration(time.perf_counter() - start)} so far{projection})", flush=True)
-
         while pending or running:
             for job in list(pending):
                 if len(running) >= self.jobs:
@@ -129,8 +151,8 @@ class LocalExecutor:
                     log = job.run_dir / "grid.log" if self.jobs > 1 else None
                     env = {"CUDA_VISIBLE_DEVICES": str(gpu)} if gpu is not None else self.cpu_env
                     process = launch.start_cell(job.command, env=env, log=log)
-                    running.append((process, job, time.perf_counter(), gpu))
-                    progress(job, "started" + (f" on GPU {gpu}" if gpu is not None else ""))
+                    running.append((process, job, gpu))
+                    progress.started(job, "started" + (f" on GPU {gpu}" if gpu is not None else ""))
                 elif self.jobs == 1:
                     break  # the table's order: wait for what this cell needs
             if not running and pending:
@@ -140,18 +162,17 @@ class LocalExecutor:
             if not ended:
                 time.sleep(POLL_SECONDS)
                 continue
-            process, job, began, gpu = ended[0]
+            process, job, gpu = ended[0]
             running.remove(ended[0])
             if gpu is not None:
                 free_gpus.append(gpu)
             code = process.returncode
             if code == 0:
                 summary.states[job.name] = "done"
-                seconds.append(time.perf_counter() - began)
-                progress(job, f"done in {duration(seconds[-1])}")
+                progress.ended(job, "done")
             else:
                 summary.states[job.name] = "failed"
                 summary.logs[job.name] = (str(job.run_dir / "grid.log") if self.jobs > 1
                                           else "the output above")
-                progress(job, f"failed (exit status {code})")
+                progress.ended(job, f"failed (exit status {code})")
         return summary

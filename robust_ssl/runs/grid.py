@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from robust_ssl.errors import RobustSSLError
 from robust_ssl.runs import launch
 
 FRACTIONS = {"1%": 0.01, "10%": 0.1, "30%": 0.3, "100%": 1.0}
@@ -228,6 +229,10 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
         call += [part for item in data_sets + list(cell.evaluate_overrides)
                  for part in ("--evaluate-set", item)]
     call += [part for item in sets for part in ("--set", item)]
+    tasks = slurm_options(args).tasks if getattr(args, "executor", "local") == "slurm" else 1
+    if tasks > 1:  # one DDP rank per task, in training and in evaluation
+        call += ["--set", f"trainer.devices={tasks}"]
+        call += ["--evaluate-set", f"trainer.devices={tasks}"] if cell.evaluated else []
     if args.restart:
         call.append("--restart")
     if getattr(args, "rehearse", False):
@@ -239,18 +244,53 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
 
 def run_table(args: argparse.Namespace) -> int:
     """Run the table's cells as a dependency graph through the chosen executor (each cell in a
-    process of its own, launch.py); 1 if any cell failed, after the summary."""
-    from robust_ssl.runs.executors import LocalExecutor
-
+    process of its own, launch.py, or a SLURM job, slurm.py); 1 if any cell failed, after the
+    summary."""
     cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args),
                      profile=args.profile)
-    executor = LocalExecutor(args.jobs)
-    if launch.can_fork():  # the cells' OpenMP reads its settings when torch loads, here
-        os.environ.update(executor.cpu_env)
-        launch.warm_up(wandb=(args.wandb or os.environ.get("WANDB", "offline")) != "off")
+    if args.executor == "slurm":
+        from robust_ssl.runs import slurm
+
+        executor = slurm.SlurmExecutor(slurm_options(args), slurm.new_folder(Path(args.results)),
+                                       dry_run=args.dry_run)
+        if not args.dry_run and not slurm.available():
+            raise RobustSSLError("EXECUTOR=slurm but no SLURM controller answers here (`sinfo` "
+                                 "fails): run on a cluster's login node, or use EXECUTOR=local")
+    else:
+        from robust_ssl.runs.executors import LocalExecutor
+
+        if args.dry_run:
+            raise RobustSSLError("--dry-run (DRY_RUN=1) prints a SLURM submission plan: use it "
+                                 "with --executor slurm (EXECUTOR=slurm)")
+        executor = LocalExecutor(args.jobs)
+        if launch.can_fork():  # the cells' OpenMP reads its settings when torch loads, here
+            os.environ.update(executor.cpu_env)
+            launch.warm_up(wandb=(args.wandb or os.environ.get("WANDB", "offline")) != "off")
     summary = executor.run(jobs_of(cells, args), args.table)
-    print(summary.text(args.table), flush=True)
+    if not args.dry_run:
+        print(summary.text(args.table), flush=True)
     return 1 if summary.failed else 0
+
+
+def slurm_options(args: argparse.Namespace):
+    """The slurm executor's per-cell request: --slurm-config's YAML, then the flags."""
+    from robust_ssl.runs.slurm import SlurmOptions
+
+    options = SlurmOptions.from_yaml(args.slurm_config) if args.slurm_config else SlurmOptions()
+    flags = {"partition": args.slurm_partition, "account": args.slurm_account,
+             "qos": args.slurm_qos, "time_minutes": args.slurm_time,
+             "gpus_per_cell": args.gpus_per_cell, "cpus_per_task": args.cpus_per_cell,
+             "tasks_per_cell": args.tasks_per_cell, "mem": args.slurm_mem,
+             "constraint": args.slurm_constraint}
+    given = {key: value for key, value in flags.items() if value is not None}
+    extra = dict(options.extra)
+    for item in args.slurm_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RobustSSLError(f"SLURM option {item!r} is not KEY=VALUE: write e.g. "
+                                 "--slurm-option mail-type=END")
+        extra[key.lstrip("-")] = value
+    return replace(options, **given, extra=extra)
 
 
 def needs(cell: Cell) -> set[str]:
@@ -308,6 +348,20 @@ def positive_jobs(text: str) -> int:
     return value
 
 
+def count(minimum: int, what: str):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} {what}: give {minimum} or more")
+        return value
+    return parse
+
+
+positive_minutes = count(1, "minutes")
+positive_count = count(1, "per cell")
+non_negative_count = count(0, "per cell")
+
+
 def add_budget_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive, nargs="*",
                    help="curve: SimCLR's pretraining epochs at which its encoder is probed "
@@ -336,7 +390,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=positive_jobs, default=1,
                    help="cells at once (JOBS=N for make): each on its own GPU, or a share of "
                    "the CPU cores")
+    add_executor_arguments(p)
     return p
+
+
+def add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: this machine (--jobs at once); slurm: every cell a SLURM job "
+                   "through submitit, after the cells it needs (EXECUTOR=slurm for make)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="slurm: print the plan (cells, dependencies, resources), submit nothing")
+    slurm = p.add_argument_group("slurm executor (each cell's request; default: the cluster's)")
+    slurm.add_argument("--slurm-config", metavar="YAML",
+                       help="the options below as a YAML mapping (flags override it): partition, "
+                       "account, qos, time_minutes, gpus_per_cell, cpus_per_task, "
+                       "tasks_per_cell, mem, constraint, extra")
+    slurm.add_argument("--slurm-partition")
+    slurm.add_argument("--slurm-account")
+    slurm.add_argument("--slurm-qos")
+    slurm.add_argument("--slurm-time", type=positive_minutes, metavar="MINUTES",
+                       help="each cell's time limit (default 240); a cell still running then is "
+                       "requeued and resumes from its checkpoint")
+    slurm.add_argument("--gpus-per-cell", type=non_negative_count)
+    slurm.add_argument("--cpus-per-cell", type=positive_count, help="CPUs per task (its torch "
+                       "threads)")
+    slurm.add_argument("--tasks-per-cell", type=positive_count, help="DDP ranks per cell "
+                       "(default: one per GPU, else 1)")
+    slurm.add_argument("--slurm-mem", metavar="SIZE", help="memory per cell, e.g. 32G")
+    slurm.add_argument("--slurm-constraint")
+    slurm.add_argument("--slurm-option", action="append", metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. mail-type=END (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -117,12 +118,22 @@ def input_files(args: argparse.Namespace, config: dict) -> dict[str, str | None]
     return {"continue_from": getattr(args, "continue_from", None)}
 
 
+def primary() -> bool:
+    """Whether this process is the cell's only or first rank: every rank of a DDP cell (a
+    SLURM task each, or a process Lightning starts) runs this script; only the first writes
+    what the cell writes outside Lightning."""
+    return all(os.environ.get(name, "0") == "0" for name in ("SLURM_PROCID", "LOCAL_RANK",
+                                                             "NODE_RANK"))
+
+
 def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     """Resolve the config and claim the run directory for it (rundir.claim): results of
     another config stop the run unless --restart. Returns the config file to run and whether
     the stage's final result is already there, made by this very config."""
     run_dir = Path(args.run_dir)
     config = resolve(args, run_dir)
+    if not primary():
+        return await_primary(args, run_dir, config)
     if getattr(args, "continue_from", None):
         check_continuable(Path(args.continue_from), config)
     ensure_writable(run_dir)
@@ -137,6 +148,23 @@ def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     write_text_atomically(run_dir / name, yaml.safe_dump(config, sort_keys=False))
     write_text_atomically(run_dir / record, record_text(current))
     return run_dir / name, unchanged and final.is_file()
+
+
+def await_primary(args: argparse.Namespace, run_dir: Path, config: dict,
+                  timeout: float = 600.0) -> tuple[Path, bool]:
+    """A later rank's prepare: wait until the first rank has claimed the run directory for
+    this same config (its fingerprint record is written last), then run what it runs."""
+    name, final, _ = stage_files(args, run_dir)
+    root, data = results_root(run_dir), identity_of(config)
+    expected = record_text(fingerprint(config, input_files(args, config), root, data))
+    record = run_dir / (Path(name).stem + ".fingerprint.json")
+    deadline = time.monotonic() + timeout
+    while not (record.is_file() and record.read_text() == expected):
+        if time.monotonic() > deadline:
+            raise RobustSSLError(f"{run_dir}: the first rank did not claim the run directory "
+                                 f"within {timeout:.0f} s; see its log")
+        time.sleep(0.2)
+    return run_dir / name, final.is_file()
 
 
 def finished(argv: list[str]) -> bool:
@@ -193,6 +221,8 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
         # the finished classifier (weights, no optimizer state): its existence marks the
         # cell's training as complete
         cli.trainer.save_checkpoint(run_dir / FINAL_CLASSIFIER, weights_only=True)
+    if not primary():
+        return
     if subcommand == "fit":
         prune_checkpoints(run_dir / "checkpoints")
     (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
