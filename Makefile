@@ -67,6 +67,9 @@ SEEDS ?= $(if $(and $(filter paper,$(PROFILE)),$(filter-out 1,$(REHEARSE))),0 1 
 # 1: every cell of the table cut to a couple of batches (robust_ssl/runs/rehearsal.py), under
 # $(RESULTS)/$(PROFILE)-rehearsal, so a profile's every path runs once in minutes, anywhere
 REHEARSE ?= 0
+# a rehearsal of the paper or quick profile ends with what the real run would cost on this
+# device (benchmarks/budget.py on small batches: about a minute on a CPU); 0 skips it
+PROJECTION ?= 1
 # `make curve`: SimCLR's pretraining epochs probed and the supervised baseline's budgets
 # (empty: the profile's, robust_ssl/grid.py); more epochs continue the existing run
 CURVE_EPOCHS ?=

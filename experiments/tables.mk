@@ -35,6 +35,13 @@ BUDGET_ARGS = $(if $(filter curve,$@),$(if $(strip $(CURVE_EPOCHS)),--epochs $(C
 REPORT_ARGS = --results '$(OUT)' --profile $(PROFILE) --pretrain-data '$(PRETRAIN_DATA)' \
     --seeds $(SEEDS) $(BUDGET_ARGS) $(if $(filter 1,$(REHEARSE)),--rehearse)
 
+# after a rehearsal: the real run's projected cost on this device, from its measured step rates
+PROJECT = $(and $(filter 1,$(REHEARSE)),$(filter 1,$(PROJECTION)),$(filter paper quick,$(PROFILE)),$(filter-out 1,$(DRY_RUN)))
+BUDGET_CALL = $(PY) benchmarks/budget.py --profile $(PROFILE) --steps 2 \
+    --devices 1 $(if $(GPU),$(shell nvidia-smi -L 2>/dev/null | grep -c ^GPU),--batch 16) \
+    $(if $(filter paper,$(PROFILE)),--autoattack 1)
+
 table1 table2 table3 curve: | $(INSTALLED) check-data
 	$(PY) -m robust_ssl.runs.grid $@ $(GRID_ARGS) $(BUDGET_ARGS)
 	$(if $(filter 1,$(DRY_RUN)),@echo "DRY_RUN=1: nothing ran so there is no report",$(PY) -m robust_ssl.report $@ $(REPORT_ARGS))
+	$(if $(PROJECT),@echo "rehearsal done; what the real $(PROFILE) run would cost here:" && $(BUDGET_CALL))
