@@ -149,7 +149,7 @@ def test_a_rehearsal_cuts_batches_not_configs():
         return run.resolve(args, Path(args.run_dir))
 
     real, cut = resolved("pretrain", rehearse=False), resolved("pretrain")
-    assert cut["trainer"]["max_epochs"] == 1 and cut["trainer"]["limit_train_batches"] == 1
+    assert cut["trainer"]["max_epochs"] == 1 and cut["trainer"]["limit_train_batches"] == 2
     assert cut["trainer"]["precision"] == real["trainer"]["precision"] == "bf16-mixed"
     assert cut["model"] == real["model"] and cut["data"] == real["data"]  # batch 256, CIFAR stem
     knn = cut["trainer"]["callbacks"][0]["init_args"]
@@ -158,7 +158,7 @@ def test_a_rehearsal_cuts_batches_not_configs():
     evaluation = resolved("evaluate")["model"]["init_args"]
     assert evaluation["autoattack_examples"] == 2 and evaluation["pgd_steps"] == 20
     probe = resolved("finetune")
-    assert probe["data"]["init_args"]["train_limit"] == 128  # one batch
+    assert probe["data"]["init_args"]["train_limit"] == 2 * 128
     assert probe["model"]["init_args"]["val_pgd_examples"] == rehearsal.VAL_PGD_IMAGES
     args = grid.parser().parse_args(["curve", "--profile", "paper", "--results", "r",
                                      "--rehearse"])

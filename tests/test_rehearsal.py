@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_the_paper_profile_rehearses_every_table_and_the_curve(tmp_path):
     data = tmp_path / "data"
-    write_cifar_files(data, "cifar100", train=600, test=20)  # a batch of 256, and more
+    write_cifar_files(data, "cifar100", train=600, test=20)  # one batch of 256, twice
     # 40 test images a class: the quick profile evaluates on a stratified 10% of them
     write_image_folder(data / "cifar10", {"train": 64, "test": 40})
     results, minutes = tmp_path / "results", {}

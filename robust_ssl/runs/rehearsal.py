@@ -3,8 +3,7 @@ device, precision, attacks, exports, reports and charts), cut to a couple of bat
 paths of a profile that was never run (the paper's, on a GPU) execute once anywhere in minutes.
 
 What is cut, and nothing else: epochs to one (a curve keeps one epoch per segment, so its
-segments still continue each other), training and validation to one batch each (as
-Lightning's fast_dev_run), the
+segments still continue each other), training to two batches and validation to one, the
 labeled sets to a few batches of a small evaluation batch, the validation PGD, the ε sweep and
 AutoAttack to a few images, the kNN monitor's bank and queries. Rehearsals write under their
 own results root (`<results>/<profile>-rehearsal`), and the cuts are in their fingerprints, so a
@@ -15,7 +14,8 @@ from __future__ import annotations
 
 from robust_ssl.runs import configs
 
-TRAIN_BATCHES, VAL_BATCHES = 1, 1
+# two, not one: the CLI reads `limit_train_batches: 1` as the float 1.0, i.e. every batch
+TRAIN_BATCHES, VAL_BATCHES = 2, 1
 EVAL_BATCH, TEST_IMAGES, VAL_IMAGES = 16, 32, 16
 VAL_PGD_IMAGES, SWEEP_IMAGES, AUTOATTACK_IMAGES = 8, 8, 2
 KNN_BANK, KNN_QUERIES = 256, 128
