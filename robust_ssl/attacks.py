@@ -1,4 +1,4 @@
-"""L∞ attacks in [0, 1] pixel space, as functions and as objects behind one interface.
+"""L∞ attacks on [0, 1] images, as functions and as objects behind one interface.
 
 The functions (FGSM with an optional random start, PGD, the ±ε noise control, AutoAttack) are
 hand-written because they are a few lines each and sit in the training loop. FGSM and PGD
@@ -12,6 +12,11 @@ size, random start) and called on (model, images, labels); `ATTACKS` is the regi
 that the evaluator and the FineTuner build theirs from. Adding an attack is one class and one
 entry there. One step-size rule serves training and evaluation: PGD's step is
 `step_ratio`·ε (default ε/4).
+
+Two ε conventions (`eps_space`): `pixel` (the default), ε bounds each [0, 1] pixel; `normalized`,
+ε bounds the classifier's normalised input (x - mean) / std, i.e. a per-channel pixel budget
+ε·std_c (CIFAR-10's std, about ε/4: a common implementation choice, and perhaps the paper's).
+The functions take ε (and the step) as a number or as such a per-channel tensor.
 """
 
 from __future__ import annotations
@@ -23,11 +28,29 @@ import torch
 import torch.nn.functional as F
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.models.backbone import CIFAR10_STD
 
+EPS_SPACES = ("pixel", "normalized")
 Objective = Callable[[torch.Tensor], torch.Tensor]  # input -> the scalar the attack raises
 
 
+def pixel_budget(eps: float, eps_space: str, like: torch.Tensor) -> "float | torch.Tensor":
+    """ε as a pixel budget: itself, or per channel ε·std_c in the normalised convention."""
+    if eps_space == "pixel":
+        return eps
+    std = torch.tensor(CIFAR10_STD, dtype=like.dtype, device=like.device)
+    return eps * std.view(1, -1, *([1] * (like.dim() - 2)))
+
+
+def check_eps_space(eps_space: str) -> None:
+    if eps_space not in EPS_SPACES:
+        raise RobustSSLError(f"eps_space={eps_space!r} is unknown: choose pixel (ε bounds each "
+                             "[0, 1] pixel) or normalized (ε bounds the normalised input)")
+
+
 def check_epsilon(eps: float, name: str = "eps") -> None:
+    if isinstance(eps, torch.Tensor):
+        eps = float(eps.max())
     if not 0.0 <= eps <= 1.0:
         raise RobustSSLError(f"{name}={eps} is outside [0, 1]: budgets are in [0, 1] pixel units, "
                              "e.g. 8/255 = 0.0314")
@@ -52,11 +75,18 @@ def ascend(objective: Objective, x: torch.Tensor, eps: float, alpha: float, step
     check_epsilon(eps)
     if steps < 1:
         raise RobustSSLError(f"steps={steps}: PGD needs at least one step")
-    delta = torch.empty_like(x).uniform_(-eps, eps) if random_start else torch.zeros_like(x)
+    per_channel = isinstance(eps, torch.Tensor)
+    if not random_start:
+        delta = torch.zeros_like(x)
+    elif per_channel:
+        delta = torch.empty_like(x).uniform_(-1, 1).mul_(eps)
+    else:
+        delta = torch.empty_like(x).uniform_(-eps, eps)
     delta = (x + delta).clamp_(0, 1) - x
     for _ in range(steps):
         gradient = input_gradient(objective, x + delta)
-        delta = (delta + alpha * gradient.sign()).clamp_(-eps, eps)
+        delta = delta + alpha * gradient.sign()
+        delta = torch.clamp(delta, -eps, eps) if per_channel else delta.clamp_(-eps, eps)
         delta = (x + delta).clamp_(0, 1) - x
     return (x + delta).detach()
 
@@ -125,6 +155,11 @@ class Attack:
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def metric_name(self) -> str:
+        """Its name in metric keys: `fgsm`, or `fgsm-norm` in the normalised convention."""
+        return self.name + ("-norm" if getattr(self, "eps_space", "pixel") == "normalized" else "")
+
     def description(self) -> dict:
         """The attack as a config says it: {"class_path": ..., "init_args": {...}}."""
         return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}",
@@ -141,12 +176,16 @@ class FGSM(Attack):
 
     name = "fgsm"
 
-    def __init__(self, eps: float, random_start: bool = False, alpha: float | None = None):
+    def __init__(self, eps: float, random_start: bool = False, alpha: float | None = None,
+                 eps_space: str = "pixel"):
         super().__init__(eps)
-        self.random_start, self.alpha = random_start, alpha
+        check_eps_space(eps_space)
+        self.random_start, self.alpha, self.eps_space = random_start, alpha, eps_space
 
     def __call__(self, model, x, y):
-        return fgsm(model, x, y, self.eps, self.random_start, self.alpha)
+        alpha = None if self.alpha is None else pixel_budget(self.alpha, self.eps_space, x)
+        return fgsm(model, x, y, pixel_budget(self.eps, self.eps_space, x), self.random_start,
+                    alpha)
 
 
 class PGD(Attack):
@@ -156,17 +195,19 @@ class PGD(Attack):
     name = "pgd"
 
     def __init__(self, eps: float, steps: int = 20, step_ratio: float = 0.25,
-                 random_start: bool = True):
+                 random_start: bool = True, eps_space: str = "pixel"):
         super().__init__(eps)
         if steps < 1:
             raise RobustSSLError(f"steps={steps}: PGD needs at least one step")
         if step_ratio <= 0:
             raise RobustSSLError(f"step_ratio={step_ratio}: a PGD step must be positive")
+        check_eps_space(eps_space)
         self.steps, self.step_ratio, self.random_start = steps, step_ratio, random_start
+        self.eps_space = eps_space
 
     def __call__(self, model, x, y):
-        return pgd(model, x, y, self.eps, self.step_ratio * self.eps, self.steps,
-                   self.random_start)
+        eps = pixel_budget(self.eps, self.eps_space, x)
+        return pgd(model, x, y, eps, self.step_ratio * eps, self.steps, self.random_start)
 
 
 class Noise(Attack):
@@ -174,12 +215,18 @@ class Noise(Attack):
 
     name = "noise"
 
+    def __init__(self, eps: float, eps_space: str = "pixel"):
+        super().__init__(eps)
+        check_eps_space(eps_space)
+        self.eps_space = eps_space
+
     def __call__(self, model, x, y):
-        return random_sign_noise(x, self.eps)
+        return random_sign_noise(x, pixel_budget(self.eps, self.eps_space, x))
 
 
 class StandardAutoAttack(Attack):
-    """Standard AutoAttack through pyautoattack (imported only when one runs)."""
+    """Standard AutoAttack through pyautoattack (imported only when one runs); pixel ε only
+    (it takes one number)."""
 
     name = "autoattack"
 

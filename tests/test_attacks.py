@@ -165,3 +165,39 @@ def test_autoattack_runs_on_fewer_than_ten_classes():
     assert adversarial.shape == x.shape
     assert (adversarial - x).abs().max() <= EPS + 1e-6 and adversarial.min() >= 0
     assert (model(adversarial).argmax(1) == y).tolist() == [True, False, False, True]
+
+
+def per_channel_reference(model, x, y, budgets, alpha, steps):
+    """PGD without a random start, one channel at a time, in plain loops: the normalised
+    convention's independent reference (one step of alpha = ε is FGSM)."""
+    adversarial = x.clone()
+    for _ in range(steps):
+        adversarial.requires_grad_(True)
+        loss = F.cross_entropy(model(adversarial), y)
+        (gradient,) = torch.autograd.grad(loss, adversarial)
+        stepped = adversarial.detach().clone()
+        for c, budget in enumerate(budgets):
+            moved = stepped[:, c] + alpha[c] * gradient[:, c].sign()
+            low, high = x[:, c] - budget, x[:, c] + budget
+            stepped[:, c] = torch.minimum(torch.maximum(moved, low), high).clamp(0, 1)
+        adversarial = stepped
+    return adversarial
+
+
+def test_normalized_eps_is_a_per_channel_pixel_budget_of_eps_times_std(trained_toy):
+    from robust_ssl.models.backbone import CIFAR10_STD
+
+    model, x, y = trained_toy
+    budgets = [EPS * s for s in CIFAR10_STD]
+    expected = per_channel_reference(model, x, y, budgets, budgets, steps=1)
+    assert torch.allclose(FGSM(EPS, eps_space="normalized")(model, x, y), expected, atol=1e-6)
+    steps = [b / 4 for b in budgets]
+    expected = per_channel_reference(model, x, y, budgets, steps, steps=5)
+    attack = PGD(EPS, steps=5, random_start=False, eps_space="normalized")
+    assert torch.allclose(attack(model, x, y), expected, atol=1e-6)
+    assert attack.metric_name == "pgd-norm" and PGD(EPS).metric_name == "pgd"
+    started = PGD(EPS, steps=2, eps_space="normalized")(model, x, y)
+    reach = (started - x).abs().amax(dim=(0, 2, 3))
+    assert all(r <= b + 1e-6 for r, b in zip(reach, budgets))  # each channel in its own ball
+    with pytest.raises(RobustSSLError, match="eps_space='l2' is unknown"):
+        FGSM(EPS, eps_space="l2")

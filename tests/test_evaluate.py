@@ -8,7 +8,7 @@ from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.evaluation.evaluator import AdversarialEvaluator
 from robust_ssl.evaluation.records import subset_metrics, worst_case
-from robust_ssl.evaluation.result import eps_name
+from robust_ssl.evaluation.result import eps_name, read_records
 from robust_ssl.evaluation.sanity import sanity_checks
 from robust_ssl.finetune import FineTuner
 from tests.conftest import save_image, write_image_folder
@@ -57,6 +57,31 @@ def test_evaluation_writes_the_results_json(classifier_checkpoint, tmp_path):
     assert result["versions"]["torch"] in (torch.__version__, torch.__version__.split("+")[0])
     # the sweep's subset numbers are never compared with the full set's clean accuracy
     assert "above_clean" not in result["sanity"]["failed"]
+    # per image, beside the JSON: one bit per image and setting, the images' test indices
+    records = read_records(tmp_path / "results/run.json")
+    assert list(records.test_index) == list(range(12))
+    for name in ("clean", "fgsm@8/255", "pgd@8/255", "fgsm@2/255"):
+        ran, right = records.ran[name], records.right[name]
+        assert ran.sum() == (6 if name == "fgsm@2/255" else 12)
+        assert right[ran].mean() == pytest.approx(result["metrics"][name])
+    assert (tmp_path / "results/run.records.npz").stat().st_size < 2000
+    assert result["eps_space"] == "pixel"
+
+
+def test_the_normalised_convention_runs_beside_the_pixel_one(classifier_checkpoint, tmp_path):
+    data_dir, checkpoint = classifier_checkpoint
+    result = evaluate(checkpoint, data_dir, tmp_path / "run.json", pgd_steps=2, large_eps=None,
+                      sweep_epsilons=(), attacks=("fgsm", "pgd"),
+                      normalized_attacks=("fgsm", "pgd"))
+    assert set(result["metrics"]) == {"clean", "fgsm@8/255", "pgd@8/255", "worst@8/255",
+                                      "fgsm-norm@8/255", "pgd-norm@8/255"}
+    records = read_records(tmp_path / "run.json")
+    assert records.ran["pgd-norm@8/255"].all()  # on every test image
+    normalized = evaluate(checkpoint, data_dir, tmp_path / "n.json", pgd_steps=2,
+                          large_eps=None, sweep_epsilons=(), attacks=("fgsm",),
+                          eps_space="normalized", normalized_attacks=("fgsm",))
+    assert set(normalized["metrics"]) == {"clean", "fgsm-norm@8/255", "worst-norm@8/255"}
+    assert normalized["eps_space"] == "normalized"
 
 
 def test_worst_case_counts_an_image_only_if_every_attack_missed_it():

@@ -167,10 +167,11 @@ def test_the_training_attack_is_recorded_as_a_config_says_it():
     """Checkpoints load weights_only: the attack is kept as plain values, not as an object."""
     model = FineTuner(stem="imagenet", num_classes=10, attack=PGD(4 / 255, steps=3))
     assert model.hparams["attack"] == {"class_path": "robust_ssl.attacks.PGD", "init_args": {
-        "eps": 4 / 255, "steps": 3, "step_ratio": 0.25, "random_start": True}}
+        "eps": 4 / 255, "steps": 3, "step_ratio": 0.25, "random_start": True,
+        "eps_space": "pixel"}}
     assert model.validation_attacks["fgsm"].eps == 4 / 255
     assert FineTuner(stem="imagenet").training_attack.description()["init_args"] == {
-        "eps": 8 / 255, "random_start": False, "alpha": None}
+        "eps": 8 / 255, "random_start": False, "alpha": None, "eps_space": "pixel"}
 
 
 def test_standardised_probe_reads_features_of_any_scale_alike():

@@ -224,6 +224,7 @@ class LabeledDataModule(pl.LightningDataModule):
         keep, _ = stratified_split(test.labels, hp.test_fraction, seed=hp.seed)
         keep = keep[stratified_limit(test.labels[keep], hp.test_limit, hp.seed)]
         self.test = on_device(Split(test.images[keep], test.labels[keep], test.classes), device)
+        self.test_index = keep  # each test image's index in the whole test split
 
     def use_train_features(self, features: torch.Tensor) -> None:
         """Train on precomputed features in place of images (a linear probe on a frozen

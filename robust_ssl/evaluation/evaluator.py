@@ -19,12 +19,13 @@ from typing import NamedTuple
 import pytorch_lightning as pl
 import torch
 
-from robust_ssl.attacks import Attack, build_attack, check_epsilon
+from robust_ssl.attacks import Attack, build_attack, check_eps_space, check_epsilon
 from robust_ssl.data.modules import check_classes
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.evaluation.classifier import load_classifier
 from robust_ssl.evaluation.records import subset_metrics, worst_case
-from robust_ssl.evaluation.result import eps_name, git_commit, key, versions, write_result
+from robust_ssl.evaluation.result import (eps_name, git_commit, key, versions, write_records,
+                                          write_result)
 from robust_ssl.evaluation.sanity import sanity_checks
 from robust_ssl.finetune import FineTuner
 from robust_ssl.finetune.finetuner import NOT_RECORDED
@@ -40,7 +41,7 @@ class Setting(NamedTuple):
 
     @property
     def key(self) -> str:
-        return "clean" if self.attack is None else key(self.attack.name, self.attack.eps)
+        return "clean" if self.attack is None else key(self.attack.metric_name, self.attack.eps)
 
 
 class AdversarialEvaluator(pl.LightningModule):
@@ -54,6 +55,9 @@ class AdversarialEvaluator(pl.LightningModule):
     first `sweep_examples` (None: all) and `autoattack_examples` images of one permutation
     seeded 0, the same for every run and seed, so the AutoAttack subset lies inside the sweep
     subset when it is smaller. `attack_seed` (None: the run's seed) draws the random starts.
+    `eps_space` is the convention of all of these (attacks.py: `pixel`, or `normalized`, ε on
+    the normalised input); `normalized_attacks` also run at `eps` in the normalised convention
+    on every test image (keys `fgsm-norm@8/255`), so both conventions are judged on one run.
     """
 
     def __init__(
@@ -71,6 +75,8 @@ class AdversarialEvaluator(pl.LightningModule):
         autoattack_examples: int = 0,
         attack_seed: int | None = None,
         run_name: str | None = None,
+        eps_space: str = "pixel",
+        normalized_attacks: tuple[str, ...] = (),
     ):
         super().__init__()
         unknown = sorted(set(attacks) - set(ATTACKS))
@@ -82,11 +88,20 @@ class AdversarialEvaluator(pl.LightningModule):
             raise RobustSSLError(f"classifier checkpoint '{checkpoint}' does not exist: run the "
                                  "fine-tuning that writes it, or fix the path")
         self.save_hyperparameters()
-        pgd = dict(steps=pgd_steps, step_ratio=pgd_step_ratio)
+        check_eps_space(eps_space)
+        unknown = sorted(set(normalized_attacks) - {"fgsm", "pgd"})
+        if unknown:
+            raise RobustSSLError(f"normalized_attacks: {unknown[0]!r} has no normalised "
+                                 "convention here: choose from fgsm, pgd")
+        pgd = dict(steps=pgd_steps, step_ratio=pgd_step_ratio, eps_space=eps_space)
         self.settings = [Setting(None)] + [Setting(build_attack(a, eps, **pgd)) for a in attacks]
         if large_eps is not None:  # fewer, larger steps: 2.5·ε over the steps (Madry et al.)
             self.settings.append(Setting(build_attack("pgd", large_eps, steps=large_eps_steps,
-                                                      step_ratio=2.5 / large_eps_steps)))
+                                                      step_ratio=2.5 / large_eps_steps,
+                                                      eps_space=eps_space)))
+        if eps_space != "normalized":
+            self.settings += [Setting(build_attack(a, eps, **pgd | {"eps_space": "normalized"}))
+                              for a in normalized_attacks]
         self.settings += [Setting(build_attack(a, e, **pgd), sweep_only=True)
                           for e in sweep_epsilons if e != eps for a in ("fgsm", "pgd")]
         self.classifier: torch.nn.Module | None = None
@@ -184,7 +199,9 @@ class AdversarialEvaluator(pl.LightningModule):
         metrics = {name: hits[done].float().mean().item() if done.any() else float("nan")
                    for name, (done, hits) in records.items()}
         every = torch.ones_like(ran[0])
-        metrics[key("worst", self.hparams.eps)] = worst_case(records, self.hparams.eps, every)
+        suffix = "-norm" if self.hparams.eps_space == "normalized" else ""
+        metrics[key("worst" + suffix, self.hparams.eps)] = worst_case(records, self.hparams.eps,
+                                                                      every, suffix)
         subsets = {name: subset_metrics(records, self._mask(name, len(every)))
                    for name in ("sweep", "autoattack") if len(self.subsets[name]) > 0}
         counts = {"test": int(ran[0].sum())} | {f"{name}_subset": len(self.subsets[name])
@@ -194,6 +211,10 @@ class AdversarialEvaluator(pl.LightningModule):
         sanity = sanity_checks(subset_metrics(records, every), subsets, self.hparams.eps,
                                self.hparams.large_eps, self.validation_history)
         self.write_results(metrics, subsets, counts, sanity)
+        test_index = getattr(self.trainer.datamodule, "test_index", None)
+        write_records(self.hparams.output, {name: (done.numpy(), hits.numpy())
+                                            for name, (done, hits) in records.items()},
+                      (torch.arange(len(every)) if test_index is None else test_index.cpu()).numpy())
 
     @property
     def validation_history(self) -> list[dict[str, float]]:
@@ -228,6 +249,7 @@ class AdversarialEvaluator(pl.LightningModule):
             "run": hp.run_name or Path(hp.output).stem,
             "seed": self.seed,
             "eps": eps_name(hp.eps),
+            "eps_space": hp.eps_space,
             "metrics": metrics,
             "subsets": subsets,
             "examples": counts,

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from robust_ssl.attacks import EPS_SPACES
 from robust_ssl.data.modules import LabeledDataModule, check_classes
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.plumbing.files import replace_atomically, save_atomically
@@ -345,7 +346,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robust-ssl", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("evaluate-model", help="evaluate a classifier that is not a robust-ssl "
-                       "run with the suite's protocol (attacks in [0, 1] pixel space)")
+                       "run with the suite's protocol (ε in [0, 1] pixels unless --eps-space)")
     model = e.add_argument_group("the model (one of)")
     model.add_argument("--torchscript", metavar="FILE", help="a torch.jit.save file. It is "
                        "code: load only files you trust")
@@ -376,6 +377,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--sweep-epsilons", type=epsilon, nargs="*",
                    default=list(default["sweep_epsilons"]))
     e.add_argument("--sweep-examples", type=int, default=default["sweep_examples"])
+    e.add_argument("--eps-space", choices=EPS_SPACES, default=default["eps_space"],
+                   help="pixel: ε bounds each [0, 1] pixel; normalized: ε bounds the "
+                   "normalised input (per channel ε·std_c, CIFAR-10's std)")
+    e.add_argument("--normalized-attacks", nargs="*", choices=("fgsm", "pgd"),
+                   default=list(default["normalized_attacks"]),
+                   help="also run these at --eps in the normalised convention")
     e.add_argument("--pgd-steps", type=int, default=default["pgd_steps"])
     e.add_argument("--autoattack-examples", type=int, default=default["autoattack_examples"])
     e.add_argument("--seed", type=int, default=0, help="the attacks' random starts")
@@ -406,6 +413,7 @@ def main(argv: list[str]) -> None:
             robustbench=args.robustbench, eps=args.eps, attacks=tuple(args.attacks),
             sweep_epsilons=tuple(args.sweep_epsilons), sweep_examples=args.sweep_examples,
             pgd_steps=args.pgd_steps, autoattack_examples=args.autoattack_examples,
+            eps_space=args.eps_space, normalized_attacks=tuple(args.normalized_attacks),
             attack_seed=args.seed)
     shown = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["metrics"].items())
     print(f"{result['run']}: {shown}")

@@ -13,15 +13,16 @@ WORST_CASE = ("fgsm", "pgd", "autoattack")  # attacks that count in the worst ca
 Records = dict[str, tuple[torch.Tensor, torch.Tensor]]  # metric key -> (ran, right) per image
 
 
-def worst_case(records: Records, eps: float, mask: torch.Tensor) -> float:
+def worst_case(records: Records, eps: float, mask: torch.Tensor, suffix: str = "") -> float:
     """Accuracy counting an image right only if every attack at `eps` that ran on all of
-    `mask` left it right."""
+    `mask` left it right; `suffix` "-norm": the attacks in the normalised ε convention."""
     survived = mask.clone()
-    used = [a for a in WORST_CASE if key(a, eps) in records and records[key(a, eps)][0][mask].all()]
+    names = [key(a + suffix, eps) for a in WORST_CASE]
+    used = [n for n in names if n in records and records[n][0][mask].all()]
     if not used:
         return float("nan")
-    for attack in used:
-        survived &= records[key(attack, eps)][1]
+    for name in used:
+        survived &= records[name][1]
     return survived[mask].float().mean().item()
 
 

@@ -8,10 +8,15 @@ test image, the same on the sweep and AutoAttack subsets, the numbers of example
 checks, the classifier's validation history, the data source, the pretraining (the encoder's
 pretext task and data set; null for a classifier trained from scratch), the config, wall time,
 device, package versions and git commit.
+
+Beside it, `<name>.records.npz` keeps whether each test image survived each setting (one bit
+per image and setting, with the images' indices in the test split), so two cells evaluated on
+the same split compare image by image (report/claims.py).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -20,7 +25,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from robust_ssl.plumbing.files import write_text_atomically
+import numpy as np
+
+from robust_ssl.plumbing.files import replace_atomically, write_text_atomically
 
 TABLE_EPS = 8 / 255  # the budget of every table and of the paper's FGSM columns
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "kornia", "pyautoattack",
@@ -113,6 +120,46 @@ def write_result(path: str | os.PathLike, result: dict) -> None:
 
 def read_result(path: str | os.PathLike) -> Result:
     return Result(Path(path), json.loads(Path(path).read_text()))
+
+
+@dataclass
+class PerImage:
+    """Per test image (`test_index`: its index in the test split) and setting: whether the
+    setting ran on it and whether it stayed right."""
+
+    test_index: np.ndarray
+    ran: dict[str, np.ndarray]
+    right: dict[str, np.ndarray]
+
+
+def records_path(result_path: str | os.PathLike) -> Path:
+    path = Path(result_path)
+    return path.with_name(path.stem + ".records.npz")
+
+
+def write_records(result_path: str | os.PathLike, records: dict, test_index) -> Path:
+    """`records`: metric key -> (ran, right), boolean arrays over the test split."""
+    names = sorted(records)
+    ran = np.stack([np.asarray(records[name][0], dtype=bool) for name in names])
+    right = np.stack([np.asarray(records[name][1], dtype=bool) for name in names])
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, keys=np.array(names), size=np.int64(ran.shape[1]),
+                        ran=np.packbits(ran, axis=1), right=np.packbits(right, axis=1),
+                        test_index=np.asarray(test_index, dtype=np.int64))
+    return replace_atomically(records_path(result_path),
+                              lambda partial: partial.write_bytes(buffer.getvalue()))
+
+
+def read_records(result_path: str | os.PathLike) -> PerImage | None:
+    """The result's per-image records; None where it has none (made before they existed)."""
+    path = records_path(result_path)
+    if not path.is_file():
+        return None
+    with np.load(path) as stored:
+        size, names = int(stored["size"]), [str(name) for name in stored["keys"]]
+        ran = np.unpackbits(stored["ran"], axis=1, count=size).astype(bool)
+        right = np.unpackbits(stored["right"], axis=1, count=size).astype(bool)
+        return PerImage(stored["test_index"], dict(zip(names, ran)), dict(zip(names, right)))
 
 
 def versions() -> dict[str, str]:

@@ -106,6 +106,13 @@ def write_csv(path: Path, row_labels: dict[str, str], columns: list[Column],
             writer.writerow([label] + values)
 
 
+def convention(runs: dict[str, Result]) -> str:
+    """How the runs' ε bounds an image (results before the field existed: pixel space)."""
+    spaces = {run.data.get("eps_space", "pixel") for run in runs.values()}
+    names = {"pixel": "on [0, 1] pixels", "normalized": "on the normalised input"}
+    return " / ".join(names.get(space, space) for space in sorted(spaces))
+
+
 def notes_for(runs: dict[str, Result], seeds: tuple[int, ...], pretrained_on: str,
               paper: bool = True) -> list[str]:
     any_run = next(iter(runs.values()))
@@ -116,7 +123,8 @@ def notes_for(runs: dict[str, Result], seeds: tuple[int, ...], pretrained_on: st
               f"one seed ({seeds[0]}); ± is the binomial standard error of an accuracy measured "
               f"on {examples} test images")
     return [f"Accuracy % ({spread})" + ("; the paper's number in parentheses" if paper else "")
-            + f". Attacks at ε = {EPS} (L∞) on {examples} test images: FGSM as in the paper, "
+            + f". Attacks at ε = {EPS} (L∞, {convention(runs)}) on {examples} test images: "
+            "FGSM as in the paper, "
             "PGD-20 with step ε/4 and a random start"
             + (", standard AutoAttack on a subset" if autoattack else "")
             + "; worst case = an image counts only if no attack at ε broke it.",

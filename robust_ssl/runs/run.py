@@ -32,7 +32,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from robust_ssl.runs import configs, rehearsal
 from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
-from robust_ssl.evaluation.result import read_result
+from robust_ssl.evaluation.result import read_result, records_path
 from robust_ssl.runs.rundir import (check_resumable, claim, ensure_writable, fingerprint,
                                migrated, record_text, results_root)
 from robust_ssl.plumbing.files import write_text_atomically
@@ -85,7 +85,7 @@ def identity_of(config: dict) -> str:
 def stage_files(args: argparse.Namespace, run_dir: Path) -> tuple[str, Path, list[Path]]:
     """(config file name, final result, all results) of a stage in its run directory."""
     if args.stage == "evaluate":
-        return "evaluate.yaml", Path(args.output), [Path(args.output)]
+        return "evaluate.yaml", Path(args.output), [Path(args.output), records_path(args.output)]
     final = run_dir / ("encoder.pt" if args.stage == "pretrain" else FINAL_CLASSIFIER)
     return "config.yaml", final, [run_dir / "checkpoints", final]
 

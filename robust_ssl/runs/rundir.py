@@ -108,10 +108,13 @@ def named_data(flat: dict, data: str) -> dict:
     return out
 
 
+EVALUATOR = "robust_ssl.evaluation.evaluator.AdversarialEvaluator"
+
+
 def migrated(stored: dict, root: str | None = None, data: str | None = None) -> dict:
     """A fingerprint on record, in today's spelling: moved classes (MOVED_CLASSES), the SimCLR
     pretrainer as the Pretrainer with one SimCLRTask, the FineTuner's training attack as an
-    object, and (given `root` and `data`, as `fingerprint` takes them) absolute paths and the
+    object, the evaluator's ε convention (pixel, before it had a name), and (given `root` and `data`, as `fingerprint` takes them) absolute paths and the
     data directory of records made before fingerprints were relocatable. Each rewrite is the one
     the configs went through, so an old record equals the new config's fingerprint exactly when
     the old config equals the new one. Old records named the data by its directory alone: they
@@ -137,6 +140,9 @@ def migrated(stored: dict, root: str | None = None, data: str | None = None) -> 
             flat[f"{attack}init_args.random_start"] = random_start
         if kind == "pgd" and steps is not None:
             flat[f"{attack}init_args.steps"] = steps
+    if (flat.get("model.class_path") == EVALUATOR and f"{model}eps" in flat
+            and f"{model}eps_space" not in flat):
+        flat[f"{model}eps_space"] = "pixel"  # what every evaluation ran before it was named
     old_root = flat.get("trainer.default_root_dir")
     if root is not None and isinstance(old_root, str) and not old_root.startswith(RESULTS):
         flat = relative_paths(flat, os.path.dirname(os.path.abspath(old_root)))
