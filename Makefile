@@ -9,7 +9,7 @@ INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-all clean-venv table1 table2 table3 curve check-data
+.PHONY: install test test-all clean-venv table1 table2 table3 curve claims check-data
 
 install: $(VENV)/.installed
 
@@ -78,7 +78,7 @@ export WANDB
 
 # Bad variables stop here, before anything is written. Make splits file names at spaces, so
 # paths that become targets (RESULTS, PRETRAIN_DATA) may not have any; DATA_DIR is quoted.
-ifneq ($(filter table1 table2 table3 curve check-data,$(MAKECMDGOALS)),)
+ifneq ($(filter table1 table2 table3 curve claims check-data,$(MAKECMDGOALS)),)
 ifeq ($(filter $(PROFILE),paper quick smoke),)
 $(error PROFILE=$(PROFILE) is unknown: choose paper, quick or smoke)
 endif

@@ -111,6 +111,19 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
     partial = yaml.safe_load((out / "jigsaw-cifar100-f30-partial-adv-s0/config.yaml").read_text())
     assert partial["model"]["init_args"]["freeze"] == "partial"
 
+    # the claims audit reads both tables' per-image records, runs nothing, judges every claim
+    audited = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "claims",
+                              "PROFILE=smoke", f"RESULTS={results}", "WANDB=off"],
+                             capture_output=True, text=True, timeout=300)
+    assert audited.returncode == 0, audited.stdout[-3000:] + audited.stderr[-3000:]
+    found = json.loads((out / "claims.json").read_text())
+    assert found["missing"] == []
+    assert {v["claim"] for v in found["verdicts"]} == {f"C{i}" for i in range(1, 8)}
+    assert {v["verdict"] for v in found["verdicts"]} <= {"holds", "contradicted", "inconclusive"}
+    assert {v["convention"] for v in found["verdicts"]} == {"pixel", "normalized"}
+    assert {"fgsm@2/255", "pgd-norm@8/255", "worst@8/255"} <= {v["setting"] for v in found["verdicts"]}
+    assert all((out / f"claims.{kind}").stat().st_size > 100 for kind in ("md", "csv", "png"))
+
     # A finished cell whose input changed is not presented as the new result: make stops and
     # names the change; RESTART=1 redoes that cell alone.
     classifier = out / "supervised-clean-s0/classifier.ckpt"

@@ -5,6 +5,8 @@ and charts from its cells' results, print it, and log it to W&B unless --wandb o
         --pretrain-data cifar10 --seeds 0 1
     python -m robust_ssl.report curve --results results/quick --profile quick \\
         --pretrain-data cifar10 [--epochs 1 2 4 8 16] [--supervised-epochs 1 2 4]
+    python -m robust_ssl.report claims --results results/quick --profile quick \\
+        --pretrain-data cifar10 --seeds 0       # the paper's claims from Tables 1 and 2
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m robust_ssl.report.tables",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("table", choices=sorted(grid.TABLES))
+    parser.add_argument("table", choices=sorted(grid.TABLES) + ["claims"])
     parser.add_argument("--results", required=True)
     parser.add_argument("--profile", required=True)
     parser.add_argument("--pretrain-data", default="cifar100")
@@ -54,7 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     results = Path(args.results)
     with exit_on_user_error():
         mode = wandb_mode(args.wandb)
-        if args.table == "curve":
+        if args.table == "claims":
+            from robust_ssl.report.claims_output import write_claims
+
+            text = write_claims(results, args.profile, args.pretrain_data, grid.seeds_of(args))
+        elif args.table == "curve":
             text = write_curve(results, args.profile, args.pretrain_data, grid.seeds_of(args),
                                *grid.epochs_of(args))
         else:

@@ -1,0 +1,130 @@
+"""`make claims`: the audit of report/claims.py as claims.md (verdicts, then the intervals they
+rest on, then where the paper's FGSM numbers sit on this suite's ε axis), claims.json (all of
+it), claims.csv (one row per claim and setting, for W&B) and claims.png (claims × ε, one mark per
+verdict, a panel per ε convention)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from robust_ssl.evaluation.result import eps_value, parse_key
+from robust_ssl.plumbing.files import write_text_atomically
+from robust_ssl.report.claims import CLAIMS, audit
+
+MARKS = {"holds": ("o", "tab:green"), "contradicted": ("X", "tab:red"),
+         "inconclusive": ("o", "lightgrey"), "missing": ("s", "white")}
+ATTACK_NAMES = {"fgsm": "FGSM", "pgd": "PGD-20", "worst": "worst case", "autoattack": "AutoAttack"}
+
+
+def setting_name(setting: str) -> str:
+    attack, budget = parse_key(setting)
+    return f"{ATTACK_NAMES.get(attack.removesuffix('-norm'), attack)} @ {budget}"
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def markdown(found: dict, profile: str) -> str:
+    lines = [f"# The paper's claims, audited: profile `{profile}`, seeds "
+             f"{', '.join(map(str, found['seeds']))}", ""]
+    if found["missing"]:
+        lines += ["Cells missing (their comparisons read `missing`): "
+                  + "; ".join(found["missing"]), ""]
+    lines += ["| claim | " + " | ".join(f"{v['convention']}: {setting_name(v['setting'])}"
+                                         for v in found["verdicts"] if v["claim"] == "C1") + " |"]
+    lines += ["| --- " * (1 + sum(v["claim"] == "C1" for v in found["verdicts"])) + "|"]
+    for claim in CLAIMS:
+        row = [v["verdict"] for v in found["verdicts"] if v["claim"] == claim.id]
+        lines.append(f"| {claim.id} | " + " | ".join(row) + " |")
+    lines += ["", "Claims:"] + [f"- **{c.id}**: {c.text}" for c in CLAIMS]
+    b = found["bootstrap"]
+    lines += ["", f"Verdicts: holds = every comparison's interval entirely in the claimed "
+              f"direction, contradicted = one entirely against, else inconclusive. Intervals: "
+              f"paired bootstrap over test images ({b['draws']} draws; seeds resampled per "
+              f"cell), at 1 - {b['family_error']}/k for a claim of k comparisons (Bonferroni "
+              "within a claim; nothing corrected across claims, attacks or ε). Differences in "
+              "accuracy points (C7: accuracy per training minute).", "",
+              "## The intervals (at the table's ε)", "",
+              "| claim | setting | comparison | estimate | interval | verdict |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for v in found["verdicts"]:
+        if v["images"] == "sweep subset":
+            continue
+        for c in v["comparisons"]:
+            against = " − " + ", ".join(c["worse"]) if c["worse"] else ""
+            span = (f"[{pct(c['low'])}, {pct(c['high'])}]" if "low" in c else "")
+            estimate = pct(c["estimate"]) if "estimate" in c else ""
+            lines.append(f"| {v['claim']} | {v['convention']}: {setting_name(v['setting'])} | "
+                         f"{c['better']}{against} > {100 * c['threshold']:.0f} | {estimate} | "
+                         f"{span} | {c['verdict']} |")
+    eps = found["paper_eps"]
+    lines += ["", "## Where the paper's FGSM numbers sit", "",
+              "The pixel ε at which this suite's FGSM accuracy (sweep subset, linear between the "
+              "swept ε) equals the paper's number; a normalised-space 8/255 is a pixel budget of "
+              + ", ".join(f"{255 * e:.2f}/255" for e in eps["normalized_8_255_in_pixels"])
+              + " (R, G, B).", "", "| cell | paper FGSM % | pixel ε |", "| --- | --- | --- |"]
+    for cell, entry in eps["cells"].items():
+        at = entry["eps_pixel"]
+        lines.append(f"| {cell} | {entry['paper_fgsm']} | "
+                     + (f"{255 * at:.2f}/255 |" if at is not None else "not crossed |"))
+    if eps["spread"]:
+        low, high = eps["spread"]
+        lines += ["", f"Spread of those ε across cells: {255 * low:.2f}/255 to {255 * high:.2f}/255"
+                  " (one ε would explain the whole table if the spread were within the sweep's "
+                  "resolution)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, found: dict) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["claim", "convention", "setting", "images", "verdict"])
+        for v in found["verdicts"]:
+            writer.writerow([v["claim"], v["convention"], v["setting"], v["images"],
+                             v["verdict"]])
+
+
+def chart(path: Path, found: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conventions = sorted({v["convention"] for v in found["verdicts"]}, reverse=True) or ["pixel"]
+    figure, axes = plt.subplots(1, len(conventions), figsize=(6 * len(conventions), 4),
+                                squeeze=False)
+    attacks = list(ATTACK_NAMES)
+    for axis, convention in zip(axes[0], conventions):
+        for v in found["verdicts"]:
+            if v["convention"] != convention:
+                continue
+            attack, budget = parse_key(v["setting"])
+            offset = attacks.index(attack.removesuffix("-norm")) - 1.5
+            x = 255 * eps_value(budget) * (1 + 0.04 * offset)
+            y = [c.id for c in CLAIMS].index(v["claim"])
+            marker, colour = MARKS[v["verdict"]]
+            axis.scatter(x, y, marker=marker, c=colour, edgecolors="black", linewidths=0.5)
+        axis.set_xscale("log")
+        axis.set_yticks(range(len(CLAIMS)), [c.id for c in CLAIMS])
+        axis.invert_yaxis()
+        axis.set_xlabel("ε (×1/255); marks left to right: " + ", ".join(ATTACK_NAMES.values()))
+        axis.set_title(f"ε in the {convention} convention")
+    handles = [plt.Line2D([], [], marker=m, color=c, markeredgecolor="black", linestyle="")
+               for m, c in MARKS.values()]
+    figure.legend(handles, list(MARKS), loc="lower center", ncol=len(MARKS))
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_claims(results: Path, profile: str, pretrain: str, seeds: tuple[int, ...]) -> str:
+    found = audit(results, pretrain, seeds)
+    text = markdown(found, profile)
+    write_text_atomically(results / "claims.md", text)
+    write_text_atomically(results / "claims.json", json.dumps(found, indent=2) + "\n")
+    write_csv(results / "claims.csv", found)
+    chart(results / "claims.png", found)
+    return text
