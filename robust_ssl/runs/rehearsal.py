@@ -16,7 +16,7 @@ from robust_ssl.runs import configs
 
 # two, not one: the CLI reads `limit_train_batches: 1` as the float 1.0, i.e. every batch
 TRAIN_BATCHES, VAL_BATCHES = 2, 1
-EVAL_BATCH, TEST_IMAGES, VAL_IMAGES = 16, 32, 16
+EVAL_BATCH, TEST_IMAGES, VAL_IMAGES = 16, 16, 16  # one evaluation batch each
 VAL_PGD_IMAGES, SWEEP_IMAGES, AUTOATTACK_IMAGES = 8, 8, 2
 KNN_BANK, KNN_QUERIES = 256, 128
 
