@@ -15,15 +15,13 @@ when any comparison is, and is inconclusive otherwise.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from robust_ssl.evaluation.result import (TABLE_EPS, PerImage, budgets, eps_name, eps_value,
-                                          key, read_records, read_result)
+                                          key, read_records)
 from robust_ssl.report import bootstrap
 from robust_ssl.runs import grid
 

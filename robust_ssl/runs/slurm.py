@@ -286,9 +286,7 @@ class SlurmExecutor:
 def new_folder(results: Path) -> Path:
     """submitit's folder for one submission: job ids restart when a cluster's state is reset,
     so every run gets a folder of its own."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = results / "slurm" / f"{stamp}-{os.getpid()}"
-    return folder
+    return results / "slurm" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
 def available() -> bool:
