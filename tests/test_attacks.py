@@ -167,6 +167,31 @@ def test_autoattack_runs_on_fewer_than_ten_classes():
     assert (model(adversarial).argmax(1) == y).tolist() == [True, False, False, True]
 
 
+def test_autoattack_cut_to_a_few_iterations_runs_every_attack_briefly():
+    """A rehearsal's AutoAttack: the same four attacks on an image none of them breaks, each
+    cut to two iterations (Square to two queries), so far fewer forward passes."""
+    pytest.importorskip("pyautoattack")
+    from robust_ssl.attacks import autoattack
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(3 * 8 * 8, 10)
+    with torch.no_grad():  # class 0 whatever the input: no attack breaks its images
+        linear.weight.mul_(1e-3)
+        linear.bias.zero_()[0] = 5.0
+    calls = []
+    model = torch.nn.Sequential(torch.nn.Flatten(), linear).eval()
+    model.register_forward_hook(lambda *_: calls.append(1))
+    x, y = torch.rand(2, 3, 8, 8), torch.tensor([0, 0])
+    counts = {}
+    for iterations in (None, 2):
+        calls.clear()
+        adversarial = autoattack(model, x, y, EPS, iterations=iterations)
+        counts[iterations] = len(calls)
+        assert (adversarial - x).abs().max() <= EPS + 1e-6
+        assert (model(adversarial).argmax(1) == y).all()
+    assert counts[2] * 50 < counts[None], counts
+
+
 def per_channel_reference(model, x, y, budgets, alpha, steps):
     """PGD without a random start, one channel at a time, in plain loops: the normalised
     convention's independent reference (one step of alpha = ε is FGSM)."""

@@ -156,7 +156,12 @@ def test_a_rehearsal_cuts_batches_not_configs():
     assert knn["bank_limit"] == rehearsal.KNN_BANK
     assert resolved("pretrain", "trainer.max_epochs=3")["trainer"]["max_epochs"] == 3
     evaluation = resolved("evaluate")["model"]["init_args"]
-    assert evaluation["autoattack_examples"] == 2 and evaluation["pgd_steps"] == 20
+    real_evaluation = resolved("evaluate", rehearse=False)["model"]["init_args"]
+    assert real_evaluation["pgd_steps"] == 20 and "autoattack_iterations" not in real_evaluation
+    assert evaluation["autoattack_examples"] == rehearsal.AUTOATTACK_IMAGES
+    assert evaluation["pgd_steps"] == evaluation["large_eps_steps"] == rehearsal.EVAL_PGD_STEPS
+    assert evaluation["autoattack_iterations"] == rehearsal.AUTOATTACK_ITERATIONS
+    assert evaluation["eps"] == real_evaluation["eps"]  # the budget itself is never cut
     probe = resolved("finetune")
     assert probe["data"]["init_args"]["train_limit"] == 2 * 128
     assert probe["model"]["init_args"]["val_pgd_examples"] == rehearsal.VAL_PGD_IMAGES

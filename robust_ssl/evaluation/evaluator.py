@@ -54,7 +54,8 @@ class AdversarialEvaluator(pl.LightningModule):
     at each of `sweep_epsilons`) and standard AutoAttack at `eps` run on fixed subsets: the
     first `sweep_examples` (None: all) and `autoattack_examples` images of one permutation
     seeded 0, the same for every run and seed, so the AutoAttack subset lies inside the sweep
-    subset when it is smaller. `attack_seed` (None: the run's seed) draws the random starts.
+    subset when it is smaller (`autoattack_iterations`: None, the standard attack's; a
+    rehearsal cuts them). `attack_seed` (None: the run's seed) draws the random starts.
     `eps_space` is the convention of all of these (attacks.py: `pixel`, or `normalized`, ε on
     the normalised input); `normalized_attacks` also run at `eps` in the normalised convention
     on every test image (keys `fgsm-norm@8/255`), so both conventions are judged on one run.
@@ -73,6 +74,7 @@ class AdversarialEvaluator(pl.LightningModule):
         large_eps: float | None = 64 / 255,
         large_eps_steps: int = 10,
         autoattack_examples: int = 0,
+        autoattack_iterations: int | None = None,
         attack_seed: int | None = None,
         run_name: str | None = None,
         eps_space: str = "pixel",
@@ -231,7 +233,8 @@ class AdversarialEvaluator(pl.LightningModule):
         with torch.inference_mode(False):
             x = test.images[index.to(test.images.device)].clone().float().div(255).to(self.device)
             y = test.labels[index.to(test.labels.device)].clone().to(self.device)
-            attack = build_attack("autoattack", self.hparams.eps, seed=self.seed)
+            attack = build_attack("autoattack", self.hparams.eps, seed=self.seed,
+                                  iterations=self.hparams.autoattack_iterations)
             adversarial = attack(self.classifier, x, y)
             with torch.no_grad():
                 survived = (self(adversarial).argmax(1) == y).cpu()

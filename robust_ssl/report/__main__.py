@@ -22,8 +22,9 @@ from robust_ssl.report.tables import write_table
 from robust_ssl.runs import grid
 
 
-REHEARSAL_NOTE = ("REHEARSAL: every cell cut to a couple of batches (robust_ssl/runs/rehearsal.py);"
-                  " its numbers mean nothing, its paths ran.\n\n")
+REHEARSAL_NOTE = ("REHEARSAL: every cell cut to a couple of batches and its attacks to two "
+                  "iterations (robust_ssl/runs/rehearsal.py); its numbers mean nothing, its "
+                  "paths ran.\n\n")
 
 
 def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:

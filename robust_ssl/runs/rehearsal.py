@@ -5,9 +5,12 @@ paths of a profile that was never run (the paper's, on a GPU) execute once anywh
 What is cut, and nothing else: epochs to one (a curve keeps one epoch per segment, so its
 segments still continue each other), training to two batches and validation to one, the
 labeled sets to a few batches of a small evaluation batch, the validation PGD, the ε sweep and
-AutoAttack to a few images, the kNN monitor's bank and queries. Rehearsals write under their
-own results root (`<results>/<profile>-rehearsal`), and the cuts are in their fingerprints, so a
-rehearsal can never be taken for, or block, a real result.
+AutoAttack to a few images, the evaluation's PGD and AutoAttack's attacks to two iterations
+each (every setting still runs; an image that no attack breaks would otherwise cost a CPU two
+minutes of AutoAttack), the kNN monitor's bank and queries. What the real run's steps cost, the
+budget benchmark measures apart (the projection that ends a rehearsal). Rehearsals write under
+their own results root (`<results>/<profile>-rehearsal`), and the cuts are in their
+fingerprints, so a rehearsal can never be taken for, or block, a real result.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from robust_ssl.runs import configs
 TRAIN_BATCHES, VAL_BATCHES = 2, 1
 EVAL_BATCH, TEST_IMAGES, VAL_IMAGES = 16, 16, 16  # one evaluation batch each
 VAL_PGD_IMAGES, SWEEP_IMAGES, AUTOATTACK_IMAGES = 8, 8, 2
+EVAL_PGD_STEPS, AUTOATTACK_ITERATIONS = 2, 2
 KNN_BANK, KNN_QUERIES = 256, 128
 
 
@@ -42,9 +46,11 @@ def cut(config: dict, keeps_epochs: bool) -> dict:
     if "val_pgd_examples" in model:
         model["val_pgd_examples"] = VAL_PGD_IMAGES
     if config["model"]["class_path"].endswith("AdversarialEvaluator"):
-        model["sweep_examples"] = SWEEP_IMAGES
+        model.update(sweep_examples=SWEEP_IMAGES, pgd_steps=EVAL_PGD_STEPS,
+                     large_eps_steps=EVAL_PGD_STEPS)
         if model.get("autoattack_examples", 0):
-            model["autoattack_examples"] = AUTOATTACK_IMAGES
+            model.update(autoattack_examples=AUTOATTACK_IMAGES,
+                         autoattack_iterations=AUTOATTACK_ITERATIONS)
     return config
 
 

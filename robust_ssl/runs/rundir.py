@@ -114,11 +114,13 @@ EVALUATOR = "robust_ssl.evaluation.evaluator.AdversarialEvaluator"
 def migrated(stored: dict, root: str | None = None, data: str | None = None) -> dict:
     """A fingerprint on record, in today's spelling: moved classes (MOVED_CLASSES), the SimCLR
     pretrainer as the Pretrainer with one SimCLRTask, the FineTuner's training attack as an
-    object, the evaluator's ε convention (pixel, before it had a name), and (given `root` and `data`, as `fingerprint` takes them) absolute paths and the
-    data directory of records made before fingerprints were relocatable. Each rewrite is the one
-    the configs went through, so an old record equals the new config's fingerprint exactly when
-    the old config equals the new one. Old records named the data by its directory alone: they
-    are taken to mean the data found there now."""
+    object, the evaluator's ε convention (pixel, before it had a name), and (given `root` and
+    `data`, as `fingerprint` takes them) absolute paths and the data directory of records made
+    before fingerprints were relocatable. Each rewrite is the one the configs went through, so
+    an old record equals the new config's fingerprint exactly when the old config equals the
+    new one. (A new option that no YAML sets is in no fingerprint: nothing to migrate.) Old
+    records named the data by its directory alone: they are taken to mean the data found
+    there now."""
     flat = {key: MOVED_CLASSES.get(value, value)
             if key.endswith("class_path") and isinstance(value, str) else value
             for key, value in stored.items()}
