@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from robust_ssl.runs import grid
-from robust_ssl.attacks import PGD, autoattack, fgsm, pgd, random_sign_noise
+from robust_ssl.attacks import PGD, TRADES, autoattack, fgsm, pgd, random_sign_noise
 from robust_ssl.data.augment import CropFlip
 from robust_ssl.finetune import FineTuner
 from robust_ssl.models.features import encode
@@ -160,11 +160,14 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
     ready = images.float().div(255).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (f["batch"],), device=device)
     crop_flip = CropFlip().to(device)
-    aff = {"adv_weight": 1.0, "attack": PGD(8 / 255, steps=config["aff"]["steps"])}
+    steps = config["aff"]["steps"]
+    aff = {"adv_weight": 1.0, "attack": PGD(8 / 255, steps=steps)}
+    trades = {"trades_beta": 6.0, "attack": TRADES(8 / 255, steps=steps)}
     for name, freeze, adversarial, options in (
             ("supervised, clean", "full", False, {}), ("supervised, FGSM", "full", True, {}),
             ("probe, FGSM", "linear", True, {}),
-            (f"AFF, PGD-{config['aff']['steps']}", "full", True, aff)):
+            (f"AFF, PGD-{steps}", "full", True, aff),
+            (f"AFF-TRADES, TRADES-{steps}", "full", True, trades)):
         model = prepared(FineTuner(stem=f["stem"], num_classes=10, freeze=freeze,
                                    adversarial=adversarial, **options), device)
         model.log = lambda *args, **kwargs: None
@@ -312,7 +315,8 @@ def project_curve(config: dict, rates: dict, epochs: tuple[int, ...],
 
 def project_table3(config: dict, rates: dict) -> dict[str, float]:
     """Minutes that Table 3 adds to Table 1 (grid.table3): adversarial SimCLR pretraining, its
-    SLF probe, and ALF and AFF of both encoders (SimCLR's encoder and SLF are Table 1's)."""
+    SLF probe, and ALF, AFF and AFF-TRADES of both encoders (SimCLR's encoder and SLF are
+    Table 1's)."""
     f, a, aff = config["finetune"], config["adv_simclr"], config["aff"]
     evaluation = evaluation_seconds(config["evaluate"], rates)
     validation = validation_seconds(f, rates, f["val_batches"])
@@ -325,7 +329,10 @@ def project_table3(config: dict, rates: dict) -> dict[str, float]:
         "ALF, two encoders": 2 * (f["epochs"] * LABELED_POOL / rates["probe, FGSM"]
                                   + validation + evaluation),
         "AFF, two encoders": 2 * (aff["epochs"] * LABELED_POOL
-                                  / rates[f"AFF, PGD-{aff['steps']}"] + validation + evaluation)}
+                                  / rates[f"AFF, PGD-{aff['steps']}"] + validation + evaluation),
+        "AFF-TRADES, two encoders": 2 * (aff["epochs"] * LABELED_POOL
+                                         / rates[f"AFF-TRADES, TRADES-{aff['steps']}"]
+                                         + validation + evaluation)}
     minutes = {part: value / 60 for part, value in seconds.items()}
     minutes["Table 3 beyond Table 1"] = sum(minutes.values())
     return minutes

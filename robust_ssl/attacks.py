@@ -112,6 +112,32 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, al
     return ascend(cross_entropy(model, y), x, eps, alpha, steps, random_start)
 
 
+def kl_from(model: torch.nn.Module, clean_logits: torch.Tensor) -> Objective:
+    """x -> KL(p_clean ‖ p_model(x)), averaged over the batch: TRADES's objective, which
+    moves the prediction away from the clean one whatever the label."""
+    target = F.softmax(clean_logits.detach().float(), dim=1)
+    return lambda x: F.kl_div(F.log_softmax(model(x).float(), dim=1), target,
+                              reduction="batchmean")
+
+
+def trades_adversary(model: torch.nn.Module, x: torch.Tensor, eps: float, alpha: float,
+                     steps: int, start_std: float = 0.001) -> torch.Tensor:
+    """TRADES's inner maximisation (Zhang et al. 2019): `steps` signed-gradient steps of
+    `alpha` on KL(p(x) ‖ p(x')), in the L∞ ball of eps around x, from x + N(0, start_std²)
+    (at x itself the KL's gradient is zero)."""
+    check_epsilon(eps)
+    with torch.no_grad():
+        clean = model(x)
+    start = (x + start_std * torch.randn_like(x)).clamp_(0, 1)
+    objective = kl_from(model, clean)
+    adversarial = start
+    for _ in range(steps):
+        gradient = input_gradient(objective, adversarial)
+        adversarial = adversarial + alpha * gradient.sign()
+        adversarial = torch.min(torch.max(adversarial, x - eps), x + eps).clamp_(0, 1)
+    return adversarial.detach()
+
+
 def random_sign_noise(x: torch.Tensor, eps: float) -> torch.Tensor:
     """A control at the same budget: ±eps per pixel at random, clipped to [0, 1]."""
     check_epsilon(eps)
@@ -216,6 +242,27 @@ class PGD(Attack):
         return pgd(model, x, y, eps, self.step_ratio * eps, self.steps, self.random_start)
 
 
+class TRADES(Attack):
+    """TRADES's adversary: `steps` steps of `step_ratio`·ε raising the KL divergence of the
+    prediction from the clean one (labels unused); with the FineTuner's `trades_beta`, the
+    TRADES loss CE(clean) + β·KL(clean ‖ adversarial). Defaults: TRADES's CIFAR-10 setting
+    (10 steps of 2/255 at 8/255)."""
+
+    name = "trades"
+
+    def __init__(self, eps: float, steps: int = 10, step_ratio: float = 0.25,
+                 eps_space: str = "pixel"):
+        super().__init__(eps)
+        if steps < 1:
+            raise RobustSSLError(f"steps={steps}: TRADES's adversary needs at least one step")
+        check_eps_space(eps_space)
+        self.steps, self.step_ratio, self.eps_space = steps, step_ratio, eps_space
+
+    def __call__(self, model, x, y):
+        eps = pixel_budget(self.eps, self.eps_space, x)
+        return trades_adversary(model, x, eps, self.step_ratio * eps, self.steps)
+
+
 class Noise(Attack):
     """The control: ±ε per pixel at random."""
 
@@ -245,7 +292,8 @@ class StandardAutoAttack(Attack):
         return autoattack(model, x, y, self.eps, self.batch_size, self.seed, self.iterations)
 
 
-ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, PGD, Noise, StandardAutoAttack)}
+ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, PGD, TRADES, Noise,
+                                                          StandardAutoAttack)}
 
 
 def build_attack(name: str, eps: float, **settings) -> Attack:

@@ -141,7 +141,7 @@ def test_attack_objects_from_the_registry_equal_the_functions(trained_toy):
         torch.manual_seed(5)
         assert torch.equal(made, reference()), attack
     assert isinstance(build_attack("pgd", EPS), PGD) and build_attack("pgd", EPS).step_ratio == 0.25
-    assert set(REGISTRY) == {"fgsm", "pgd", "noise", "autoattack"}
+    assert set(REGISTRY) == {"fgsm", "pgd", "trades", "noise", "autoattack"}
     with pytest.raises(RobustSSLError, match="unknown attack 'cw'"):
         build_attack("cw", EPS)
     with pytest.raises(RobustSSLError, match="outside"):
@@ -190,6 +190,26 @@ def test_autoattack_cut_to_a_few_iterations_runs_every_attack_briefly():
         assert (adversarial - x).abs().max() <= EPS + 1e-6
         assert (model(adversarial).argmax(1) == y).all()
     assert counts[2] * 50 < counts[None], counts
+
+
+def test_trades_adversary_raises_the_kl_from_the_clean_prediction_whatever_the_label(
+        trained_toy):
+    from robust_ssl.attacks import TRADES, kl_from
+
+    model, x, y = trained_toy
+    with torch.no_grad():
+        clean = model(x)
+    outcomes = []
+    for labels in (y, (y + 1) % 3):
+        torch.manual_seed(0)
+        outcomes.append(TRADES(EPS, steps=5)(model, x, labels))
+    assert torch.equal(*outcomes)  # labels play no part
+    adversarial = outcomes[0]
+    assert (adversarial - x).abs().max() <= EPS + 1e-6
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    with torch.no_grad():
+        kl = kl_from(model, clean)
+        assert kl(adversarial) > 2 * kl((x + EPS * torch.randn_like(x).sign()).clamp(0, 1))
 
 
 def per_channel_reference(model, x, y, budgets, alpha, steps):

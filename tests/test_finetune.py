@@ -1,14 +1,16 @@
 import copy
+import math
 
 import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.attacks import FGSM, PGD, fgsm
+from robust_ssl.attacks import FGSM, PGD, TRADES, fgsm
 from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune import FineTuner
+from robust_ssl.finetune.finetuner import trades_loss
 from robust_ssl.models.backbone import ResNet18Encoder
 from robust_ssl.models.export import CheckpointError, save_encoder
 
@@ -140,6 +142,37 @@ def test_pgd_training_examples_raise_the_loss_more_than_fgsm():
     assert losses["pgd"] > losses["fgsm"]
 
 
+def test_trades_loss_on_a_hand_computed_case():
+    """p_clean = (1/4, 3/4), p_adv = (1/2, 1/2), label 1: CE = -ln 3/4 and
+    KL(p_clean ‖ p_adv) = 1/4 ln(1/2) + 3/4 ln(3/2) = 0.13081."""
+    clean = torch.tensor([[0.0, math.log(3.0)]], requires_grad=True)
+    adversarial = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    loss, kl = trades_loss(clean, adversarial, torch.tensor([1]), beta=6.0)
+    expected_kl = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    assert kl.item() == pytest.approx(expected_kl, rel=1e-6)
+    assert loss.item() == pytest.approx(-math.log(0.75) + 6.0 * expected_kl, rel=1e-6)
+    loss.backward()  # through both predictions, as TRADES's reference code does
+    assert clean.grad.abs().sum() > 0 and adversarial.grad.abs().sum() > 0
+
+
+def test_trades_step_is_clean_cross_entropy_plus_beta_kl_of_its_adversary():
+    torch.manual_seed(0)
+    x, y = torch.rand(6, 3, 32, 32), torch.arange(6) % 10
+    losses = {}
+    for beta in (0.0, 6.0):
+        torch.manual_seed(1)
+        model = FineTuner(stem="imagenet", num_classes=10, freeze="linear", adversarial=True,
+                          trades_beta=beta, attack=TRADES(8 / 255, steps=3))
+        model.log = lambda *args, **kwargs: None
+        model.eval()
+        torch.manual_seed(2)
+        losses[beta] = model.training_step((x, y), 0).item()
+        with torch.no_grad():
+            clean = F.cross_entropy(model(x), y).item()
+    assert losses[0.0] == pytest.approx(clean, rel=1e-5)  # β = 0: the clean loss alone
+    assert losses[6.0] > losses[0.0]  # the adversary found a KL > 0
+
+
 def test_encoder_of_another_stem_is_refused(encoder_file):
     with pytest.raises(CheckpointError, match="holds .*'imagenet'.*model is .*'cifar'"):
         FineTuner(str(encoder_file), stem="cifar")
@@ -150,6 +183,7 @@ def test_encoder_of_another_stem_is_refused(encoder_file):
     ({"freeze": "some"}, "unknown freeze 'some'"),
     ({"frozen_stages": 7}, "frozen_stages=7"),
     ({"attack": "pgd"}, "attack='pgd' is not an attack"),
+    ({"trades_beta": -1.0}, "trades_beta=-1.0 is negative"),
 ])
 def test_impossible_settings_are_clear_errors(kwargs, match):
     with pytest.raises(RobustSSLError, match=match):

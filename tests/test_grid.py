@@ -124,7 +124,8 @@ def test_table3_reuses_simclr_and_its_clean_probe_and_names_each_policy():
     for shared in ("simclr-cifar10-s0", "simclr-cifar10-f100-clean-s0"):
         assert table3[shared].overrides == table1[shared].overrides  # the same run
     assert {(c.row, c.column) for c in table3.values() if c.evaluated} == {
-        (task, policy) for task in ("simclr", "adv_simclr") for policy in ("SLF", "ALF", "AFF")}
+        (task, policy) for task in ("simclr", "adv_simclr")
+        for policy in ("SLF", "ALF", "AFF", "AFF-TRADES")}
     alf, aff = table3["adv_simclr-cifar10-f100-alf-s0"], table3["adv_simclr-cifar10-f100-aff-s0"]
     assert alf.encoder == aff.encoder == "adv_simclr-cifar10-s0"
     assert {"model.freeze=linear", "model.adversarial=true", "model.adv_weight=1.0"} <= set(
@@ -133,6 +134,10 @@ def test_table3_reuses_simclr_and_its_clean_probe_and_names_each_policy():
             "model.attack.steps=2"} <= set(aff.overrides)
     paper = {c.name: c for c in grid.cells_of("table3", "cifar10", (0,), profile="paper")}
     assert "model.attack.steps=10" in paper["simclr-cifar10-f100-aff-s0"].overrides
+    trades = table3["simclr-cifar10-f100-aff-trades-s0"]
+    assert {"model.freeze=full", "model.trades_beta=6.0", "model.attack.steps=2",
+            "model.attack.class_path=robust_ssl.attacks.TRADES"} <= set(trades.overrides)
+    assert "model.adv_weight=1.0" not in trades.overrides  # TRADES's loss, not the mix
 
 
 def test_a_rehearsal_cuts_batches_not_configs():

@@ -133,22 +133,22 @@ def test_table3_has_a_column_per_policy_and_metric_and_the_published_numbers(tmp
     write_results(tmp_path, "table3", (0,), lambda cell: 0.2 if cell.row == "adv_simclr" else 0.1)
     text = write_table("table3", tmp_path, "quick", "cifar10", (0,))
     header = next(line for line in text.splitlines() if line.startswith("| |"))
-    for policy in ("SLF", "ALF", "AFF"):
+    for policy in ("SLF", "ALF", "AFF", "AFF-TRADES"):
         for metric in ("clean", "FGSM", "PGD-20", "worst case"):
             assert f"{metric}, {policy}" in header
     assert "AutoAttack" not in header  # no run measured it
     adversarial = next(line for line in text.splitlines() if line.startswith("| adversarial"))
-    assert adversarial.count("20.0 ± 1.3") == 12
+    assert adversarial.count("20.0 ± 1.3") == 16
     assert "ACL (Jiang et al. 2020) 78.2 / 39.2" in text and "in parentheses" not in text
     with open(tmp_path / "table3.csv") as f:
         assert [row["row"] for row in csv.DictReader(f)] == ["SimCLR", "adversarial SimCLR"]
 
 
 def test_every_bar_column_has_its_own_colour():
-    """Table 3's twelve columns: no colour repeats (matplotlib's default cycle has ten), and
+    """Table 3's sixteen columns: no colour repeats (matplotlib's default cycle has ten), and
     tables of up to ten columns keep tab10's colours."""
     import matplotlib.pyplot as plt
 
-    colours = column_colours(12)
-    assert len(set(colours)) == 12
+    colours = column_colours(16)
+    assert len(set(colours)) == 16
     assert colours[:10] == list(plt.get_cmap("tab10").colors)

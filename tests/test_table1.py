@@ -183,8 +183,8 @@ def test_smoke_curve_extends_a_shorter_curve_without_retraining(table_data, tmp_
 
 @pytest.mark.slow
 def test_smoke_table3_has_every_row_and_column(table_data, tmp_path):
-    """`make table3`: both encoders under SLF, ALF and AFF, every entry a measured accuracy;
-    the adversarial encoder is exported as a plain one that fine-tuning loads."""
+    """`make table3`: both encoders under SLF, ALF, AFF and AFF-TRADES, every entry a measured
+    accuracy; the adversarial encoder is exported as a plain one that fine-tuning loads."""
     results = tmp_path / "results"
     out = results / "smoke"
     made = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table3",
@@ -195,7 +195,7 @@ def test_smoke_table3_has_every_row_and_column(table_data, tmp_path):
         rows = list(csv.DictReader(f))
     assert [row["row"] for row in rows] == ["SimCLR", "adversarial SimCLR"]
     for row in rows:
-        for policy in ("SLF", "ALF", "AFF"):
+        for policy in ("SLF", "ALF", "AFF", "AFF-TRADES"):
             for metric in ("clean", "FGSM", "PGD-20", "worst case"):
                 assert 0 <= float(row[f"{metric}, {policy} mean"]) <= 100
     encoder = torch.load(out / "adv_simclr-cifar100-s0/encoder.pt", weights_only=True)
@@ -206,6 +206,10 @@ def test_smoke_table3_has_every_row_and_column(table_data, tmp_path):
         "freeze": "full", "adv_weight": 1.0}
     assert aff["model"]["init_args"]["attack"] == {  # PGD-2 at the FGSM cells' ε
         "class_path": "robust_ssl.attacks.PGD", "init_args": {"eps": 8 / 255, "steps": 2}}
+    trades = yaml.safe_load((out / "simclr-cifar100-f100-aff-trades-s0/config.yaml").read_text())
+    assert trades["model"]["init_args"]["trades_beta"] == 6.0
+    assert trades["model"]["init_args"]["attack"] == {  # TRADES's adversary, AFF's budget
+        "class_path": "robust_ssl.attacks.TRADES", "init_args": {"eps": 8 / 255, "steps": 2}}
     assert "adversarial SimCLR" in (out / "table3.md").read_text()
     assert (out / "table3.png").stat().st_size > 10_000
     assert list(out.glob("wandb/offline-run-*")), "the table was not logged to W&B"

@@ -28,6 +28,15 @@ STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 NOT_RECORDED = "not recorded"  # `pretraining` of a classifier saved before it was kept
 
 
+def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, labels: torch.Tensor,
+                beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CE(clean) + β·KL(p_clean ‖ p_adv), the KL): TRADES's loss, the KL averaged over the
+    batch and differentiated through both predictions, as in its reference code."""
+    kl = F.kl_div(F.log_softmax(logits_adv.float(), dim=1),
+                  F.softmax(logits_clean.float(), dim=1), reduction="batchmean")
+    return F.cross_entropy(logits_clean, labels) + beta * kl, kl
+
+
 class FineTuner(pl.LightningModule):
     """Encoder + linear prediction layer, with a freezing policy and optional FGSM training.
 
@@ -45,7 +54,10 @@ class FineTuner(pl.LightningModule):
     (Wong et al. 2020), which avoids catastrophic overfitting of plain FGSM training; `PGD`
     with `steps` k (of ε/4) trains on PGD-k examples (Madry et al. 2018; with adv_weight 1.0
     the robust-SSL literature's ALF for a linear probe and AFF for full fine-tuning), at
-    (k + 1)× FGSM's cost.
+    (k + 1)× FGSM's cost. `trades_beta` β replaces that mix by the TRADES loss (Zhang et
+    al. 2019), CE(clean) + β·KL(p_clean ‖ p_adversarial), with TRADES's own adversary
+    (`attacks.TRADES`, raising that KL) or any other `attack`; β = 6 is TRADES's CIFAR-10
+    setting, larger trades clean accuracy for robustness.
 
     Validation logs clean and FGSM accuracy, and PGD-10 accuracy on the first
     `val_pgd_examples` validation images: catastrophic overfitting shows as PGD accuracy
@@ -75,6 +87,7 @@ class FineTuner(pl.LightningModule):
         adversarial: bool = False,
         attack: Attack | None = None,
         adv_weight: float = 0.5,
+        trades_beta: float | None = None,
         optimizer: Literal["sgd", "adam"] = "sgd",
         lr: float = 0.1,
         weight_decay: float = 5e-4,
@@ -90,6 +103,9 @@ class FineTuner(pl.LightningModule):
             raise RobustSSLError(f"frozen_stages={frozen_stages} is outside 0..4")
         if not 0.0 <= adv_weight <= 1.0:
             raise RobustSSLError(f"adv_weight={adv_weight} is outside [0, 1]")
+        if trades_beta is not None and trades_beta < 0:
+            raise RobustSSLError(f"trades_beta={trades_beta} is negative: TRADES's β weighs "
+                                 "the KL term, e.g. 6.0 (or null for the adv_weight mix)")
         if attack is not None and not isinstance(attack, Attack):
             raise RobustSSLError(f"attack={attack!r} is not an attack: give one of "
                                  "robust_ssl.attacks' classes, e.g. FGSM(eps=8/255)")
@@ -181,7 +197,10 @@ class FineTuner(pl.LightningModule):
             loss = F.cross_entropy(self(inputs), labels)
         else:
             adversarial = self.training_attack(self, inputs, labels)
-            if self.hparams.adv_weight == 1.0:  # adversarial examples alone (Madry et al.):
+            if self.hparams.trades_beta is not None:
+                loss, loss_adv = trades_loss(*self(torch.cat([inputs, adversarial])).chunk(2),
+                                             labels, self.hparams.trades_beta)
+            elif self.hparams.adv_weight == 1.0:  # adversarial examples alone (Madry et al.):
                 loss = loss_adv = F.cross_entropy(self(adversarial), labels)  # BatchNorm sees
             else:                                                   # no clean batch
                 logits_clean, logits_adv = self(torch.cat([inputs, adversarial])).chunk(2)

@@ -142,10 +142,12 @@ def write_table(table_name: str, results: Path, profile: str, pretrain_data: str
         columns, paper = table3_columns(all(key("autoattack", TABLE_EPS) in run.metrics
                                             for run in runs.values())), {}
         title = (f"Table 3: CIFAR-10 accuracy (%) of standard and adversarial SimCLR encoders "
-                 f"under three fine-tuning policies, 100% of the labels, profile `{profile}`")
+                 f"under four fine-tuning policies, 100% of the labels, profile `{profile}`")
         extra = ["SLF = standard linear fine-tuning (the clean 100% probe of Table 1); ALF = "
                  "adversarial linear fine-tuning (training examples: FGSM only); AFF = "
-                 "adversarial full fine-tuning (PGD, steps of ε/4, every layer trained). "
+                 "adversarial full fine-tuning (PGD, steps of ε/4, every layer trained); "
+                 "AFF-TRADES = the same with the TRADES loss, CE + 6·KL(clean ‖ adversarial), "
+                 "and its KL-raising adversary (beyond the paper). "
                  "Adversarial SimCLR: PGD against NT-Xent during pretraining, ACL's dual "
                  "BatchNorm (robust_ssl/pretrain/adversarial_simclr.py); the same pretraining "
                  "budget as SimCLR's.",
@@ -215,7 +217,7 @@ def bars(path: Path, row_labels: dict[str, str], columns: list[Column],
 
 
 def column_colours(count: int) -> list[tuple[float, float, float]]:
-    """A distinct colour per column: tab10's ten, then their light variants (Table 3 has twelve
+    """A distinct colour per column: tab10's ten, then their light variants (Table 3 has sixteen
     columns, and the default cycle would repeat the first two)."""
     import matplotlib.pyplot as plt
 

@@ -75,14 +75,18 @@ def adversarial(training: str) -> str:
 # Table 3: standard and adversarial SimCLR encoders under the robust-SSL literature's
 # fine-tuning policies, all on 100% of the labels (FineTuner settings over finetune.yaml):
 # SLF standard linear fine-tuning; ALF adversarial linear fine-tuning (training examples only
-# adversarial, FGSM; PGD_TRAINING for PGD-k); AFF adversarial full fine-tuning with PGD.
+# adversarial, FGSM; PGD_TRAINING for PGD-k); AFF adversarial full fine-tuning with PGD;
+# AFF-TRADES the same with the TRADES loss and adversary (β = 6, AdvCL's AFF_trades; beyond
+# the paper).
 TABLE3_TASKS = ("simclr", "adv_simclr")
 PGD_TRAINING = "model.attack.class_path=robust_ssl.attacks.PGD"  # keeps the attack's ε
+TRADES_TRAINING = ("model.trades_beta=6.0", "model.attack.class_path=robust_ssl.attacks.TRADES")
 POLICIES = {"SLF": ("clean", "linear", ()),  # (training, freeze, further overrides)
             "ALF": ("adv", "linear", ("model.adv_weight=1.0",)),
-            "AFF": ("adv", "full", ("model.adv_weight=1.0", PGD_TRAINING))}
-# AFF's PGD steps (of ε/4) and epochs per profile: the paper profile's PGD-10 over the
-# fine-tuning's 50 epochs; on a CPU, PGD-2 for 2 epochs.
+            "AFF": ("adv", "full", ("model.adv_weight=1.0", PGD_TRAINING)),
+            "AFF-TRADES": ("adv", "full", TRADES_TRAINING)}
+# The AFF policies' attack steps (of ε/4) and epochs per profile: the paper profile's 10 steps
+# over the fine-tuning's 50 epochs; on a CPU, 2 steps for 2 epochs.
 AFF_BUDGET = {"paper": ("model.attack.steps=10",),
               "quick": ("model.attack.steps=2", "trainer.max_epochs=2",
                         "trainer.check_val_every_n_epoch=2"),
@@ -181,7 +185,7 @@ def table3(pretrain: str, seeds: tuple[int, ...], profile: str) -> list[Cell]:
                 cell = fine_tuning(task, pretrain, seed, "100%", training, freeze, row=task,
                                    column=policy)
                 if policy != "SLF":  # SLF is Table 1's clean 100% probe: the same run and name
-                    budget = AFF_BUDGET.get(profile, ()) if policy == "AFF" else ()
+                    budget = AFF_BUDGET.get(profile, ()) if policy.startswith("AFF") else ()
                     cell = replace(cell, name=f"{task}-{pretrain}-f100-{policy.lower()}-s{seed}",
                                    overrides=cell.overrides + further + budget)
                 cells.append(cell)
