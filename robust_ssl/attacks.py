@@ -112,12 +112,18 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, al
     return ascend(cross_entropy(model, y), x, eps, alpha, steps, random_start)
 
 
+def kl_divergence(clean_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(p_clean ‖ p), averaged over the batch (in fp32): TRADES's term, for its adversary
+    and its loss alike."""
+    return F.kl_div(F.log_softmax(logits.float(), dim=1), F.softmax(clean_logits.float(), dim=1),
+                    reduction="batchmean")
+
+
 def kl_from(model: torch.nn.Module, clean_logits: torch.Tensor) -> Objective:
-    """x -> KL(p_clean ‖ p_model(x)), averaged over the batch: TRADES's objective, which
-    moves the prediction away from the clean one whatever the label."""
-    target = F.softmax(clean_logits.detach().float(), dim=1)
-    return lambda x: F.kl_div(F.log_softmax(model(x).float(), dim=1), target,
-                              reduction="batchmean")
+    """x -> KL(p_clean ‖ p_model(x)): TRADES's objective, which moves the prediction away from
+    the clean one whatever the label."""
+    clean_logits = clean_logits.detach()
+    return lambda x: kl_divergence(clean_logits, model(x))
 
 
 def trades_adversary(model: torch.nn.Module, x: torch.Tensor, eps: float, alpha: float,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from robust_ssl.attacks import FGSM, PGD, Attack
+from robust_ssl.attacks import FGSM, PGD, Attack, kl_divergence
 from robust_ssl.data.modules import check_classes
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune.features import CacheFrozenFeatures
@@ -32,8 +32,7 @@ def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, labels: to
                 beta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(CE(clean) + β·KL(p_clean ‖ p_adv), the KL): TRADES's loss, the KL averaged over the
     batch and differentiated through both predictions, as in its reference code."""
-    kl = F.kl_div(F.log_softmax(logits_adv.float(), dim=1),
-                  F.softmax(logits_clean.float(), dim=1), reduction="batchmean")
+    kl = kl_divergence(logits_clean, logits_adv)
     return F.cross_entropy(logits_clean, labels) + beta * kl, kl
 
 
