@@ -7,7 +7,7 @@ from torch import nn
 
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.pretrain.losses import nt_xent
-from robust_ssl.models.backbone import ResNet18Encoder
+from robust_ssl.models.backbone import Encoder
 from robust_ssl.models.batchnorm import (DualBatchNorm2d, batchnorm_branch, frozen_statistics,
                                          single_batchnorm, with_dual_batchnorm)
 from robust_ssl.models.export import load_encoder, save_encoder
@@ -74,9 +74,9 @@ def test_frozen_statistics_still_normalise_with_the_batch():
 
 
 def test_dual_batchnorm_routes_clean_and_adversarial_views_to_separate_statistics():
-    encoder = with_dual_batchnorm(ResNet18Encoder("imagenet")).train()
+    encoder = with_dual_batchnorm(Encoder(stem="imagenet")).train()
     duals = [m for m in encoder.modules() if isinstance(m, DualBatchNorm2d)]
-    assert len(duals) == sum(isinstance(m, nn.BatchNorm2d) for m in ResNet18Encoder().modules())
+    assert len(duals) == sum(isinstance(m, nn.BatchNorm2d) for m in Encoder().modules())
     for branch in ("adversarial", "clean"):
         before = batchnorm_buffers(encoder)
         with batchnorm_branch(encoder, branch):
@@ -98,7 +98,7 @@ def test_the_export_of_a_dual_batchnorm_encoder_is_its_adversarial_branch(tmp_pa
     with batchnorm_branch(model.encoder, "clean"):
         clean = model.encoder(x)
     assert not torch.allclose(expected, clean)
-    plain = ResNet18Encoder("imagenet").eval()
+    plain = Encoder(stem="imagenet").eval()
     load_encoder(plain, save_encoder(model.encoder, tmp_path / "encoder.pt"))
     torch.testing.assert_close(plain(x), expected)
     torch.testing.assert_close(single_batchnorm(model.encoder)(x), expected)

@@ -153,3 +153,43 @@ def test_the_robustbench_record_reads_the_result():
     assert record["n_examples"] == 1000 and record["architecture"] == "resnet18"
     assert "AutoAttack on 1000" in record["footnote"]
     assert "PGD-50 50.00%" in record["footnote"]  # the steps that ran, not a fixed 20
+
+
+def saved_classifier(path, **options):
+    from robust_ssl.finetune import FineTuner
+
+    tuner = FineTuner(num_classes=3, **options).eval()
+    torch.save({"state_dict": tuner.state_dict(), "hyper_parameters": dict(tuner.hparams)}, path)
+    return tuner
+
+
+def test_a_resnet50_exports_to_plain_torchvision_with_the_same_outputs(tmp_path):
+    from robust_ssl.evaluation.external import (export_classifier, exported_settings,
+                                                torchvision_classifier)
+
+    torch.manual_seed(0)
+    tuner = saved_classifier(tmp_path / "r50.ckpt", backbone="resnet50", stem="imagenet")
+    export_classifier(tmp_path / "r50.ckpt", tmp_path / "weights.pt", format="state_dict")
+    settings = exported_settings(tmp_path / "weights.pt")
+    assert settings["constructor_args"] == {"num_classes": 3, "stem": "imagenet",
+                                            "backbone": "resnet50"}
+    plain = torchvision_classifier(**settings["constructor_args"]).eval()
+    plain.load_state_dict(torch.load(tmp_path / "weights.pt", weights_only=True)["state_dict"])
+    x = torch.rand(2, 3, 32, 32)
+    mean, std = (torch.tensor(settings[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad():
+        torch.testing.assert_close(plain((x - mean) / std), tuner(x))
+
+
+def test_a_wide_resnet_exports_as_torchscript_and_refuses_the_torchvision_form(tmp_path):
+    from robust_ssl.evaluation.external import ModelError, export_classifier
+
+    torch.manual_seed(0)
+    tuner = saved_classifier(tmp_path / "wrn.ckpt", backbone="wrn28_10")
+    with pytest.raises(ModelError, match="torchvision does not define.*--format torchscript"):
+        export_classifier(tmp_path / "wrn.ckpt", tmp_path / "weights.pt", format="state_dict")
+    assert not (tmp_path / "weights.pt").exists()
+    export_classifier(tmp_path / "wrn.ckpt", tmp_path / "model.pt")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(tmp_path / "model.pt"))(x), tuner(x))

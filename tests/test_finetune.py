@@ -11,7 +11,7 @@ from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune import FineTuner
 from robust_ssl.finetune.finetuner import trades_loss
-from robust_ssl.models.backbone import ResNet18Encoder
+from robust_ssl.models.backbone import Encoder
 from robust_ssl.models.export import CheckpointError, save_encoder
 
 
@@ -26,7 +26,7 @@ def fit(model, data, **kwargs):
 @pytest.fixture
 def encoder_file(tmp_path):
     torch.manual_seed(0)
-    encoder = ResNet18Encoder("imagenet")
+    encoder = Encoder(stem="imagenet")
     with torch.no_grad():  # non-trivial BatchNorm statistics, as after pretraining
         for module in encoder.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -47,6 +47,14 @@ def test_freezing_policies_choose_the_trainable_parts():
                                frozen_stages=2)) == {"layer3", "layer4", "classifier"}
     full = trainable(FineTuner(stem="imagenet", num_classes=10, freeze="full"))
     assert {"conv1", "bn1", "layer1", "layer4", "classifier"} <= full
+
+
+def test_a_wide_resnets_partial_fine_tuning_freezes_its_stem_and_first_two_groups():
+    tuner = FineTuner(backbone="wrn28_10", num_classes=10, freeze="partial", frozen_stages=2)
+    assert trainable(tuner) == {"block3", "bn", "classifier"}
+    assert tuner.classifier.in_features == 640
+    with pytest.raises(RobustSSLError, match="frozen_stages=4 is outside 0..3"):
+        FineTuner(backbone="wrn28_10", frozen_stages=4)
 
 
 def test_frozen_encoder_is_bit_identical_after_adversarial_linear_fine_tuning(
@@ -211,7 +219,7 @@ def test_the_training_attack_is_recorded_as_a_config_says_it():
 def test_standardised_probe_reads_features_of_any_scale_alike():
     """One learning rate must suit encoders whose features differ in scale and offset."""
     torch.manual_seed(0)
-    features = torch.randn(64, ResNet18Encoder.feature_dim)
+    features = torch.randn(64, 512)
     standardised = FineTuner(stem="imagenet", num_classes=10)
     raw = FineTuner(stem="imagenet", num_classes=10, standardize_features=False)
     torch.testing.assert_close(standardised.predict(features),

@@ -106,3 +106,15 @@ def test_bad_task_lists_are_clear_errors():
         Pretrainer([RotationTask(), RotationTask()])
     with pytest.raises(RobustSSLError, match="one per task"):
         Pretrainer([RotationTask(), JigsawTask()], weights=[1.0])
+
+
+def test_every_task_builds_its_heads_for_the_backbones_width():
+    """Heads are made at `bind`, for the encoder's feature_dim: any backbone serves any task."""
+    torch.manual_seed(0)
+    tasks = [SimCLRTask(), RotationTask(), JigsawTask()]
+    model = Pretrainer(tasks, backbone="resnet50", stem="imagenet")
+    assert model.encoder.feature_dim == 2048
+    assert tasks[0].projection[0].in_features == 2048 and tasks[1].head.in_features == 2048
+    assert tasks[2].head[0].in_features == 4 * 2048
+    losses = model.task_losses(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
+    assert all(torch.isfinite(loss) for loss in losses.values()), losses

@@ -2,7 +2,7 @@ import pytorch_lightning as pl
 import torch
 
 from robust_ssl.data.modules import UnlabeledDataModule
-from robust_ssl.models.backbone import ResNet18Encoder
+from robust_ssl.models.backbone import Encoder
 from robust_ssl.models.export import load_encoder
 from robust_ssl.pretrain import ExportEncoder, KNNMonitor, Pretrainer, SimCLRTask
 
@@ -37,7 +37,7 @@ def test_fit_logs_knn_and_exports_a_loadable_encoder(image_folder, tmp_path):
     trainer(max_epochs=2, callbacks=[monitor, export]).fit(model, data)
     assert [epoch for epoch, _ in monitor.history] == [0, 1, 2]
     assert all(0 <= accuracy <= 1 for _, accuracy in monitor.history)
-    encoder = ResNet18Encoder("imagenet")
+    encoder = Encoder(stem="imagenet")
     metadata = load_encoder(encoder, tmp_path / "encoder.pt")
     assert metadata["pretext"] == "simclr" and metadata["global_step"] == 6
     for a, b in zip(encoder.state_dict().values(), model.encoder.state_dict().values()):

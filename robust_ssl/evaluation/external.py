@@ -36,9 +36,11 @@ from robust_ssl.evaluation.result import budget_key, read_result
 
 FORMATS = ("torchscript", "state_dict")
 STATE_DICT_FORMAT = "robust-ssl-classifier-state-dict"
-CONSTRUCTOR = "robust_ssl.evaluation.external:resnet18_classifier"
-# what exports made before the package had layers record as their constructor
-LEGACY_CONSTRUCTORS = {"robust_ssl.external:resnet18_classifier": CONSTRUCTOR}
+CONSTRUCTOR = "robust_ssl.evaluation.external:torchvision_classifier"
+TORCHVISION_BACKBONES = ("resnet18", "resnet50")  # the WideResNets have no torchvision form
+# what older exports record as their constructor (before the package had layers; ResNet-18 only)
+LEGACY_CONSTRUCTORS = {"robust_ssl.external:resnet18_classifier": CONSTRUCTOR,
+                       "robust_ssl.evaluation.external:resnet18_classifier": CONSTRUCTOR}
 
 
 class ModelError(RobustSSLError):
@@ -236,25 +238,33 @@ def robustbench_record(result: dict, name: str, dataset: str, architecture: str 
     }
 
 
-def resnet18_classifier(num_classes: int, stem: str = "cifar") -> nn.Module:
-    """The suite's classifier as plain torchvision: resnet18 with the stem's first layers and
-    the head BatchNorm1d(512, affine=False) + Linear; it takes normalised images (CIFAR-10's
-    mean and std, which `robust-ssl export` records). The constructor of a state_dict export."""
-    from torchvision.models import resnet18
+def torchvision_classifier(num_classes: int, stem: str = "cifar",
+                           backbone: str = "resnet18") -> nn.Module:
+    """The suite's classifier as plain torchvision: resnet18 or resnet50 with the stem's first
+    layers and the head BatchNorm1d(features, affine=False) + Linear; it takes normalised
+    images (CIFAR-10's mean and std, which `robust-ssl export` records). The constructor of a
+    state_dict export."""
+    import torchvision.models
 
-    model = resnet18(weights=None)
+    if backbone not in TORCHVISION_BACKBONES:
+        raise ModelError(f"backbone {backbone!r} has no torchvision definition: choose "
+                         f"{' or '.join(TORCHVISION_BACKBONES)}")
+    model = getattr(torchvision.models, backbone)(weights=None)
     if stem != "imagenet":
         model.conv1 = nn.Conv2d(3, 64, 3, stride=1 if stem == "cifar" else 2, padding=1,
                                 bias=False)
         model.maxpool = nn.Identity()
-    model.fc = nn.Sequential(nn.BatchNorm1d(512, affine=False), nn.Linear(512, num_classes))
+    features = model.fc.in_features
+    model.fc = nn.Sequential(nn.BatchNorm1d(features, affine=False),
+                             nn.Linear(features, num_classes))
     return model
 
 
 def export_classifier(checkpoint: str | Path, output: str | Path,
                       format: str = "torchscript") -> Path:
     """A FineTuner checkpoint as a model that needs only torch (TorchScript, [0, 1] pixels in)
-    or torch + torchvision (a state_dict for `resnet18_classifier`, normalised images in)."""
+    or torch + torchvision (a state_dict for `torchvision_classifier`, normalised images in;
+    ResNets only)."""
     if format not in FORMATS:
         raise ModelError(f"unknown export format {format!r}: choose {' or '.join(FORMATS)}")
     tuner = load_classifier(str(checkpoint)).eval()
@@ -264,6 +274,10 @@ def export_classifier(checkpoint: str | Path, output: str | Path,
             traced = torch.jit.trace(plain, torch.rand(2, 3, 32, 32))
         return replace_atomically(output, lambda partial: torch.jit.save(traced, str(partial)))
     stem, classes = tuner.hparams.stem, tuner.hparams.num_classes
+    backbone = tuner.encoder.backbone
+    if backbone not in TORCHVISION_BACKBONES:
+        raise ModelError(f"'{checkpoint}' is a {backbone}, which torchvision does not define: "
+                         "export it with --format torchscript (it needs only torch)")
     state = {name.removeprefix("encoder.net."): value
              for name, value in tuner.state_dict().items() if name.startswith("encoder.net.")}
     state |= {f"fc.0.{k}": v for k, v in tuner.feature_norm.state_dict().items()}
@@ -271,10 +285,11 @@ def export_classifier(checkpoint: str | Path, output: str | Path,
     normalize = tuner.encoder.normalize
     return save_atomically({"format": STATE_DICT_FORMAT, "state_dict": state,
                             "constructor": CONSTRUCTOR,
-                            "constructor_args": {"num_classes": classes, "stem": stem},
+                            "constructor_args": {"num_classes": classes, "stem": stem,
+                                                 "backbone": backbone},
                             "mean": normalize.mean.flatten().tolist(),
                             "std": normalize.std.flatten().tolist(),
-                            "recipe": resnet18_classifier.__doc__}, output)
+                            "recipe": torchvision_classifier.__doc__}, output)
 
 
 def epsilon(text: str) -> float:
@@ -324,7 +339,7 @@ def load_from_args(args: argparse.Namespace) -> tuple[nn.Module, dict]:
             args.mean, args.std = exported["mean"], exported["std"]
     elif not args.constructor:
         raise ModelError("--state-dict needs --constructor package.module:function (e.g. "
-                         "robust_ssl.evaluation.external:resnet18_classifier for a robust-ssl export)")
+                         "robust_ssl.evaluation.external:torchvision_classifier for a robust-ssl export)")
     else:
         arguments = yaml.safe_load(args.constructor_args) if args.constructor_args else {}
     if not isinstance(arguments, dict):

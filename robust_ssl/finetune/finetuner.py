@@ -19,12 +19,11 @@ from robust_ssl.data.modules import check_classes
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune.features import CacheFrozenFeatures
 from robust_ssl.finetune.history import ValidationRecord, validation_record
-from robust_ssl.models.backbone import ResNet18Encoder, Stem
+from robust_ssl.models.backbone import Backbone, Encoder, Stem
 from robust_ssl.models.export import load_encoder
 from robust_ssl.plumbing.optim import optimizer_and_schedule
 
 Freeze = Literal["linear", "partial", "full"]
-STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 NOT_RECORDED = "not recorded"  # `pretraining` of a classifier saved before it was kept
 
 
@@ -38,6 +37,8 @@ def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, labels: to
 
 class FineTuner(pl.LightningModule):
     """Encoder + linear prediction layer, with a freezing policy and optional FGSM training.
+
+    backbone, stem: the encoder (models/backbone.py), which must be the pretraining's.
 
     freeze: "linear" trains only the prediction layer (the paper); "partial" freezes the stem
     and the first `frozen_stages` residual stages; "full" trains everything. Frozen parts keep
@@ -79,6 +80,7 @@ class FineTuner(pl.LightningModule):
     def __init__(
         self,
         encoder_path: str | None = None,
+        backbone: Backbone = "resnet18",
         stem: Stem = "cifar",
         num_classes: int | None = None,
         freeze: Freeze = "linear",
@@ -98,8 +100,6 @@ class FineTuner(pl.LightningModule):
         super().__init__()
         if freeze not in ("linear", "partial", "full"):
             raise RobustSSLError(f"unknown freeze {freeze!r}: choose linear, partial or full")
-        if not 0 <= frozen_stages <= 4:
-            raise RobustSSLError(f"frozen_stages={frozen_stages} is outside 0..4")
         if not 0.0 <= adv_weight <= 1.0:
             raise RobustSSLError(f"adv_weight={adv_weight} is outside [0, 1]")
         if trades_beta is not None and trades_beta < 0:
@@ -113,14 +113,18 @@ class FineTuner(pl.LightningModule):
         self.hparams["attack"] = self.training_attack.description()  # plain values: checkpoints
         eps = self.training_attack.eps                                 # load weights_only
         self.validation_attacks = {"fgsm": FGSM(eps), "pgd": PGD(eps, steps=10)}
-        self.encoder = ResNet18Encoder(stem)
+        self.encoder = Encoder(backbone, stem)
+        stages = len(self.encoder.stages)
+        if not 0 <= frozen_stages < stages:
+            raise RobustSSLError(f"frozen_stages={frozen_stages} is outside 0..{stages - 1} "
+                                 f"(the residual stages of {backbone})")
         # what the encoder was pretrained as (its export's metadata), for the result
         self.pretraining: dict | None | str = None
         if encoder_path is not None:
             found = load_encoder(self.encoder, encoder_path)
             self.pretraining = {k: found.get(k) for k in ("pretext", "dataset", "epochs")}
         self.trains_on_features = False  # set by CacheFrozenFeatures
-        dim = ResNet18Encoder.feature_dim
+        dim = self.encoder.feature_dim
         self.feature_norm = (torch.nn.BatchNorm1d(dim, affine=False) if standardize_features
                              else torch.nn.Identity())
         self.classifier: torch.nn.Linear | None = None
@@ -135,15 +139,14 @@ class FineTuner(pl.LightningModule):
     def _build_head(self, num_classes: int) -> None:
         if num_classes < 2:
             raise RobustSSLError(f"num_classes={num_classes}: a classifier needs at least two")
-        self.classifier = torch.nn.Linear(ResNet18Encoder.feature_dim, num_classes)
+        self.classifier = torch.nn.Linear(self.encoder.feature_dim, num_classes)
 
     def _frozen_modules(self) -> list[torch.nn.Module]:
-        net = self.encoder.net
-        stages = {"stem": torch.nn.ModuleList([net.conv1, net.bn1]), "layer1": net.layer1,
-                  "layer2": net.layer2, "layer3": net.layer3, "layer4": net.layer4}
+        stages = self.encoder.stages
         policy = self.hparams.freeze
-        count = {"linear": 5, "partial": 1 + self.hparams.frozen_stages, "full": 0}[policy]
-        return [stages[name] for name in STAGES[:count]]
+        count = {"linear": len(stages), "partial": 1 + self.hparams.frozen_stages,
+                 "full": 0}[policy]
+        return stages[:count]
 
     @property
     def caches_features(self) -> bool:

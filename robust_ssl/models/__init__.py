@@ -1,5 +1,5 @@
-"""Networks: the ResNet-18 encoder (with its normalisation inside) and the task heads."""
+"""Networks: the encoders (with their normalisation inside) and the task heads."""
 
-from robust_ssl.models.backbone import ResNet18Encoder
+from robust_ssl.models.backbone import Encoder
 
-__all__ = ["ResNet18Encoder"]
+__all__ = ["Encoder"]

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from robust_ssl.data.augment import to_unit_float
-from robust_ssl.models.backbone import ResNet18Encoder
 
 
 def permutation_set(tiles: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -64,9 +63,15 @@ class JigsawTask(nn.Module):
         super().__init__()
         self.grid, self.jitter = grid, jitter
         self.register_buffer("permutations", permutation_set(grid * grid, num_permutations, seed))
-        features = grid * grid * ResNet18Encoder.feature_dim
-        self.head = nn.Sequential(nn.Linear(features, hidden_dim), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden_dim, num_permutations))
+        self.hidden_dim = hidden_dim
+        self.head: nn.Sequential | None = None
+
+    def bind(self, encoder: nn.Module) -> None:
+        """The head reads the grid² tiles' features side by side."""
+        self.feature_dim = encoder.feature_dim
+        self.head = nn.Sequential(nn.Linear(self.grid ** 2 * self.feature_dim, self.hidden_dim),
+                                  nn.ReLU(inplace=True),
+                                  nn.Linear(self.hidden_dim, len(self.permutations)))
 
     def puzzle(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shuffled tiles N×grid²×C×t×t and the index of the permutation used for each image."""
@@ -78,5 +83,5 @@ class JigsawTask(nn.Module):
     def loss(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         shuffled, labels = self.puzzle(images)
         n, k = shuffled.shape[:2]
-        features = encoder(shuffled.flatten(0, 1)).view(n, k * ResNet18Encoder.feature_dim)
+        features = encoder(shuffled.flatten(0, 1)).view(n, k * self.feature_dim)
         return F.cross_entropy(self.head(features), labels)

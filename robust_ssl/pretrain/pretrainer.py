@@ -8,6 +8,9 @@ task seeing the same batch of images. An adversarial task (one with `adversarial
 also calls `encode(x, branch="adversarial", update_statistics=False)`: its attack's forward
 passes leave the BatchNorm statistics alone, and with `dual_batchnorm` its adversarial images
 are normalised by BatchNorms of their own (models/batchnorm.py).
+
+Every task has `bind(encoder)`, called once with the shared encoder: it builds the heads for
+the encoder's `feature_dim`, so any backbone serves any task.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ import torch
 from torch import nn
 
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.models.backbone import ResNet18Encoder, Stem
+from robust_ssl.models.backbone import Backbone, Encoder, Stem
 from robust_ssl.models.batchnorm import (BRANCHES, Branch, batchnorm_branch, frozen_statistics,
                                          with_dual_batchnorm)
 from robust_ssl.plumbing.optim import optimizer_and_schedule
 
 
 class Pretrainer(pl.LightningModule):
-    """Encoder + one head per task. Optimiser: plumbing/optim.py's, decaying exponentially; bf16 and channels_last
-    on a GPU; `compile` compiles the encoder.
+    """Encoder (`backbone`, models/backbone.py) + one head per task. Optimiser:
+    plumbing/optim.py's, decaying exponentially; bf16 and channels_last on a GPU; `compile`
+    compiles the encoder.
 
     dual_batchnorm: ACL's dual BatchNorm, for adversarial tasks: clean and adversarial images
     go through separate BatchNorm statistics and affine parameters; `exported_branch` is the
@@ -39,6 +43,7 @@ class Pretrainer(pl.LightningModule):
         self,
         tasks: list[nn.Module],
         weights: list[float] | None = None,
+        backbone: Backbone = "resnet18",
         stem: Stem = "cifar",
         optimizer: Literal["sgd", "adam"] = "sgd",
         lr: float = 0.12,
@@ -67,9 +72,11 @@ class Pretrainer(pl.LightningModule):
             raise RobustSSLError(f"dual_batchnorm needs an adversarial task; {names} has none: "
                                  "add adv_simclr or set dual_batchnorm: false")
         self.save_hyperparameters(ignore=["tasks", "views"])
-        self.encoder = ResNet18Encoder(stem)
+        self.encoder = Encoder(backbone, stem)
         if dual_batchnorm:
             with_dual_batchnorm(self.encoder, default=exported_branch)
+        for task in tasks:
+            task.bind(self.encoder)
         self.tasks = nn.ModuleList(tasks)
         self.weights = weights
 

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from robust_ssl.data.augment import CropFlip
-from robust_ssl.models.backbone import ResNet18Encoder
 
 
 def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,7 +24,10 @@ class RotationTask(nn.Module):
     def __init__(self):
         super().__init__()
         self.augment = CropFlip()
-        self.head = nn.Linear(ResNet18Encoder.feature_dim, 4)
+        self.head: nn.Linear | None = None
+
+    def bind(self, encoder: nn.Module) -> None:
+        self.head = nn.Linear(encoder.feature_dim, 4)
 
     def loss(self, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
         rotated, labels = rotations(self.augment(images))

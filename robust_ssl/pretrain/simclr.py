@@ -15,7 +15,6 @@ from torch import nn
 
 from robust_ssl.data.augment import SimCLRViews
 from robust_ssl.pretrain.losses import nt_xent
-from robust_ssl.models.backbone import ResNet18Encoder
 from robust_ssl.models.heads import ProjectionHead
 
 
@@ -32,9 +31,12 @@ class SimCLRTask(nn.Module):
                  views: SimCLRViews | None = None):
         super().__init__()
         self.temperature, self.gather_distributed = temperature, gather_distributed
-        self.projection = ProjectionHead(ResNet18Encoder.feature_dim, projection_hidden_dim,
-                                         projection_dim)
+        self.dims = projection_hidden_dim, projection_dim
         self.views = views or SimCLRViews()
+        self.projection: ProjectionHead | None = None
+
+    def bind(self, encoder: nn.Module) -> None:
+        self.projection = ProjectionHead(encoder.feature_dim, *self.dims)
 
     def loss(self, encode, images: torch.Tensor) -> torch.Tensor:
         view_a, view_b = self.views(images)
