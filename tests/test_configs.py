@@ -140,11 +140,11 @@ def test_smoke_pretrain_finetune_evaluate_chain_runs_by_hand(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("backbone, stem", [("resnet50", "imagenet"), ("wrn28_10", "cifar"),
                                             ("wrn34_10", "cifar")])
-def test_each_backbone_runs_the_chain(backbone, stem, tmp_path):
-    """A smoke run of each backbone beyond ResNet-18; the evaluation's attacks cut to a couple
-    of steps (CPU time)."""
+def test_each_backbone_runs_the_chain_with_a_momentum_task(backbone, stem, tmp_path):
+    """A smoke run of each backbone beyond ResNet-18, pretraining with BYOL (the momentum copy
+    of a wide network too); the evaluation's attacks cut to a couple of steps (CPU time)."""
     model_args = ["--model.init_args.backbone", backbone, "--model.init_args.stem", stem]
-    result = by_hand_chain(tmp_path, "simclr", model_args, [
+    result = by_hand_chain(tmp_path, "byol", model_args, [
         "--model.init_args.pgd_steps", "2", "--model.init_args.large_eps_steps", "1",
         "--model.init_args.sweep_epsilons", "[]"])
     assert result["examples"]["test"] == 12 and "pgd@8/255" in result["metrics"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.pretrain.losses import nt_xent
+from robust_ssl.pretrain.losses import barlow_twins_loss, byol_loss, info_nce_with_queue, nt_xent
 
 
 def naive_nt_xent(z_a, z_b, temperature):
@@ -72,3 +72,82 @@ def test_bf16_inputs_and_autocast_give_finite_fp32_loss():
 def test_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="two N×D tensors"):
         nt_xent(torch.randn(4, 8), torch.randn(5, 8))
+
+
+# ---- BYOL, Barlow Twins, MoCo: each against lightly's loss (the reference the issue names) and
+# a naive formula of our own.
+
+def test_byol_loss_is_two_minus_two_cosine_and_matches_lightly():
+    lightly_loss = pytest.importorskip("lightly.loss")
+    torch.manual_seed(0)
+    p, z = torch.randn(6, 5, requires_grad=True), torch.randn(6, 5, requires_grad=True)
+    loss = byol_loss(p, z)
+    naive = sum(2 - 2 * F.cosine_similarity(p[i], z[i], dim=0) for i in range(6)) / 6
+    torch.testing.assert_close(loss, naive)
+    torch.testing.assert_close(loss, 2 + 2 * lightly_loss.NegativeCosineSimilarity()(p, z))
+    loss.backward()
+    assert p.grad.abs().sum() > 0 and z.grad is None  # the target gets no gradient
+
+
+def naive_barlow_twins(z_a, z_b, lambda_):
+    """Zbontar et al.'s algorithm 1, element by element."""
+    n, d = z_a.shape
+    a = (z_a - z_a.mean(0)) / torch.sqrt(z_a.var(0, unbiased=False) + 1e-5)
+    b = (z_b - z_b.mean(0)) / torch.sqrt(z_b.var(0, unbiased=False) + 1e-5)
+    loss = 0.0
+    for i in range(d):
+        for j in range(d):
+            c = sum(a[k, i] * b[k, j] for k in range(n)) / n
+            loss = loss + ((1 - c) ** 2 if i == j else lambda_ * c ** 2)
+    return loss
+
+
+@pytest.mark.parametrize("lambda_", [5e-3, 0.5])
+def test_barlow_twins_loss_matches_the_paper_and_lightly_in_value_and_gradient(lambda_):
+    lightly_loss = pytest.importorskip("lightly.loss")
+    torch.manual_seed(0)
+    z_a, z_b = torch.randn(8, 4, requires_grad=True), torch.randn(8, 4)
+    loss = barlow_twins_loss(z_a, z_b, lambda_)
+    torch.testing.assert_close(loss, naive_barlow_twins(z_a, z_b, lambda_))
+    theirs = lightly_loss.BarlowTwinsLoss(lambda_param=lambda_)(z_a, z_b)
+    torch.testing.assert_close(loss, theirs)
+    ours_grad, = torch.autograd.grad(loss, z_a)
+    their_grad, = torch.autograd.grad(theirs, z_a)
+    torch.testing.assert_close(ours_grad, their_grad)
+
+
+def test_barlow_twins_loss_is_zero_for_identical_decorrelated_views():
+    z = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    assert barlow_twins_loss(z, z, lambda_=1.0) < 1e-4
+    assert barlow_twins_loss(z, -z, lambda_=1.0) > 7.9  # anti-correlated: (1 − (−1))² per dim
+
+
+def naive_info_nce(q, k, queue, temperature):
+    q, k, queue = F.normalize(q, dim=1), F.normalize(k, dim=1), F.normalize(queue, dim=1)
+    total = 0.0
+    for i in range(len(q)):
+        positive = torch.exp(q[i] @ k[i] / temperature)
+        negatives = sum(torch.exp(q[i] @ n / temperature) for n in queue)
+        total = total - torch.log(positive / (positive + negatives))
+    return total / len(q)
+
+
+def test_info_nce_with_a_queue_matches_a_naive_loop_and_lightlys_memory_bank_over_steps():
+    """Three steps, each enqueuing its keys: the loss and its gradient equal lightly's
+    NTXentLoss with a memory bank of the same initial content, so the queues move alike."""
+    lightly_loss = pytest.importorskip("lightly.loss")
+    from robust_ssl.pretrain.moco import KeyQueue
+
+    torch.manual_seed(0)
+    queue, theirs = KeyQueue(12, 5), lightly_loss.NTXentLoss(0.2, memory_bank_size=(12, 5))
+    queue.keys.copy_(theirs.memory_bank.bank)
+    for step in range(3):
+        q, k = torch.randn(4, 5, requires_grad=True), torch.randn(4, 5)
+        loss = info_nce_with_queue(q, k, queue.keys, temperature=0.2)
+        torch.testing.assert_close(loss, naive_info_nce(q, k, queue.keys, 0.2))
+        reference = theirs(q, k)
+        torch.testing.assert_close(loss, reference)
+        torch.testing.assert_close(torch.autograd.grad(loss, q)[0],
+                                   torch.autograd.grad(reference, q)[0])
+        queue.push(k)
+    torch.testing.assert_close(queue.keys, theirs.memory_bank.bank)

@@ -76,3 +76,45 @@ def test_without_gather_the_two_processes_differ_from_one(tmp_path):
     assert not torch.allclose(distributed["loss"], loss)
     assert not all(torch.allclose(g, e, rtol=1e-5, atol=1e-6)
                    for g, e in zip(distributed["grads"], grads))
+
+
+def queue_and_barlow_worker(rank: int, port: int, folder: str) -> None:
+    """Each rank pushes its half of the keys into MoCo's queue (gathered), and computes Barlow
+    Twins' loss on its half of the projections (cross-correlation averaged over ranks)."""
+    from robust_ssl.pretrain.losses import barlow_twins_loss
+    from robust_ssl.pretrain.moco import KeyQueue
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    torch.manual_seed(0)
+    queue, keys = KeyQueue(size=12, dim=D), torch.randn(N, D)
+    z_a, z_b = torch.randn(N, D), torch.randn(N, D)
+    rows = slice(rank * N // WORLD, (rank + 1) * N // WORLD)
+    queue.push(keys[rows], gather_distributed=True)
+    loss = barlow_twins_loss(z_a[rows], z_b[rows], lambda_=0.1, gather_distributed=True)
+    torch.save({"queue": queue.keys, "pointer": queue.pointer, "loss": loss.detach()},
+               f"{folder}/rank{rank}.pt")
+    dist.barrier()
+    dist.destroy_process_group()
+    os._exit(0)
+
+
+def test_moco_queues_stay_equal_across_ranks_and_barlow_twins_averages_correlations(tmp_path):
+    from robust_ssl.pretrain.losses import _standardise
+    from robust_ssl.pretrain.moco import KeyQueue
+
+    mp.spawn(queue_and_barlow_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD,
+             join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    torch.manual_seed(0)
+    queue, keys = KeyQueue(size=12, dim=D), torch.randn(N, D)
+    z_a, z_b = torch.randn(N, D), torch.randn(N, D)
+    queue.push(keys)  # one process pushing every rank's keys, in rank order
+    halves = [slice(r * N // WORLD, (r + 1) * N // WORLD) for r in range(WORLD)]
+    c = sum(_standardise(z_a[h]).T @ _standardise(z_b[h]) / len(z_a[h]) for h in halves) / WORLD
+    expected = (torch.diagonal(c) - 1).pow(2).sum() + 0.1 * (c.pow(2).sum()
+                                                             - torch.diagonal(c).pow(2).sum())
+    for rank in ranks:
+        torch.testing.assert_close(rank["queue"], queue.keys)
+        assert int(rank["pointer"]) == N
+        torch.testing.assert_close(rank["loss"], expected)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.pretrain import (AdversarialSimCLRTask, JigsawTask, Pretrainer, RotationTask,
-                                 SimCLRTask)
+from robust_ssl.pretrain import (AdversarialSimCLRTask, BarlowTwinsTask, BYOLTask, JigsawTask,
+                                 MoCoTask, Pretrainer, RotationTask, SimCLRTask)
 from robust_ssl.pretrain.jigsaw import cut_tiles, permutation_set
 from robust_ssl.pretrain.rotation import rotations
 
@@ -79,22 +79,32 @@ def test_multitask_loss_is_the_weighted_sum_of_task_losses():
 
 
 @pytest.mark.parametrize("task", [RotationTask, JigsawTask, SimCLRTask,
-                                  partial(AdversarialSimCLRTask, steps=2)],
-                         ids=["rotation", "jigsaw", "simclr", "adv_simclr"])
+                                  partial(AdversarialSimCLRTask, steps=2), BYOLTask,
+                                  BarlowTwinsTask, partial(MoCoTask, queue_size=64)],
+                         ids=["rotation", "jigsaw", "simclr", "adv_simclr", "byol",
+                              "barlow_twins", "moco"])
 def test_a_few_steps_of_each_task_lower_its_loss(task):
-    """Adversarial SimCLR with dual BatchNorm: the attack and its random start repeat too."""
+    """Adversarial SimCLR with dual BatchNorm: the attack and its random start repeat too.
+    Momentum tasks move their networks after each step, as the pretrainer does; MoCo's queue
+    is held fixed, or it would fill with this very batch's keys (negatives that are copies of
+    the positives) and the steps' losses would not be comparable."""
     torch.manual_seed(0)
     task = task()
     model = Pretrainer([task], stem="imagenet", dual_batchnorm=getattr(task, "adversarial", False))
     images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    queue = task.queue.keys.clone() if isinstance(task, MoCoTask) else None
     losses = []
-    for _ in range(8):
+    for step in range(8):
+        if queue is not None:
+            task.queue.keys.copy_(queue)
         torch.manual_seed(1)  # the same augmentation at every step
         loss = model.loss(images)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if hasattr(task, "after_optimizer_step"):
+            task.after_optimizer_step(model.encoder, step, 8)
         losses.append(loss.item())
     assert losses[-1] < losses[0], losses
 
@@ -111,7 +121,8 @@ def test_bad_task_lists_are_clear_errors():
 def test_every_task_builds_its_heads_for_the_backbones_width():
     """Heads are made at `bind`, for the encoder's feature_dim: any backbone serves any task."""
     torch.manual_seed(0)
-    tasks = [SimCLRTask(), RotationTask(), JigsawTask()]
+    tasks = [SimCLRTask(), RotationTask(), JigsawTask(), BYOLTask(),
+             BarlowTwinsTask(projection_dim=64), MoCoTask(queue_size=64)]
     model = Pretrainer(tasks, backbone="resnet50", stem="imagenet")
     assert model.encoder.feature_dim == 2048
     assert tasks[0].projection[0].in_features == 2048 and tasks[1].head.in_features == 2048

@@ -1,12 +1,14 @@
 """An interrupted pretraining resumed from its last checkpoint equals the uninterrupted run."""
 
+from functools import partial
+
 import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from robust_ssl.data.modules import UnlabeledDataModule
-from robust_ssl.pretrain import Pretrainer, SimCLRTask
+from robust_ssl.pretrain import BYOLTask, MoCoTask, Pretrainer, SimCLRTask
 from robust_ssl.plumbing.resume import AtomicCheckpointIO, RandomState
 
 
@@ -21,9 +23,11 @@ class Crash(pl.Callback):
             raise RuntimeError("killed")
 
 
-def pretrain(data_dir, folder, extra_callbacks=(), ckpt_path=None, random_state=True):
+def pretrain(data_dir, folder, extra_callbacks=(), ckpt_path=None, random_state=True,
+             task=SimCLRTask):
+    """The whole pretrainer's state after two epochs: encoder, heads and momentum state."""
     pl.seed_everything(0)
-    model = Pretrainer([SimCLRTask()], stem="imagenet", optimizer="sgd", lr=0.1)
+    model = Pretrainer([task()], stem="imagenet", optimizer="sgd", lr=0.1)
     callbacks = [ModelCheckpoint(dirpath=folder, save_last=True), *extra_callbacks]
     callbacks += [RandomState()] if random_state else []
     trainer = pl.Trainer(accelerator="cpu", max_epochs=2, logger=False, callbacks=callbacks,
@@ -31,7 +35,24 @@ def pretrain(data_dir, folder, extra_callbacks=(), ckpt_path=None, random_state=
                          enable_model_summary=False)
     data = UnlabeledDataModule(dataset="cifar10", data_dir=str(data_dir), batch_size=20)
     trainer.fit(model, data, ckpt_path=ckpt_path)
-    return model.encoder.state_dict()
+    return model.state_dict()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", [partial(MoCoTask, queue_size=64), BYOLTask],
+                         ids=["moco", "byol"])
+def test_resumed_momentum_pretraining_equals_the_uninterrupted_run(task, image_folder,
+                                                                   tmp_path):
+    """The momentum network, MoCo's queue and its pointer resume exactly too."""
+    data_dir, _ = image_folder
+    uninterrupted = pretrain(data_dir, tmp_path / "a", task=task)
+    with pytest.raises(RuntimeError, match="killed"):
+        pretrain(data_dir, tmp_path / "b", [Crash(epoch=1)], task=task)
+    resumed = pretrain(data_dir, tmp_path / "b", ckpt_path=tmp_path / "b/last.ckpt", task=task)
+    assert [name for name, t in uninterrupted.items() if not torch.equal(t, resumed[name])] == []
+    momentum = [n for n in uninterrupted if ".target." in n or ".key_encoder." in n
+                or ".queue." in n]
+    assert momentum  # the comparison covered the momentum state
 
 
 @pytest.mark.slow

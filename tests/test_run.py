@@ -102,10 +102,11 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(image_folder, tmp_
 
 
 def test_pretext_tasks_are_the_profile_yamls_and_unknown_ones_are_refused():
-    assert run.pretext_tasks() == ["adv_simclr", "jigsaw", "multitask", "rotation", "simclr"]
+    assert run.pretext_tasks() == ["adv_simclr", "barlow_twins", "byol", "jigsaw", "moco",
+                                   "multitask", "rotation", "simclr"]
     assert "RotationTask" in str(run.base_config("smoke", "pretrain", "rotation")["model"])
     with pytest.raises(RobustSSLError,
-                       match="unknown task .colorize.: choose one of adv_simclr, jigsaw"):
+                       match="unknown task .colorize.: choose one of adv_simclr, barlow_twins"):
         run.base_config("smoke", "pretrain", "colorize")
 
 

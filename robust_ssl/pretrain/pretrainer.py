@@ -10,7 +10,11 @@ passes leave the BatchNorm statistics alone, and with `dual_batchnorm` its adver
 are normalised by BatchNorms of their own (models/batchnorm.py).
 
 Every task has `bind(encoder)`, called once with the shared encoder: it builds the heads for
-the encoder's `feature_dim`, so any backbone serves any task.
+the encoder's `feature_dim` (so any backbone serves any task) and, for a task with a momentum
+network (BYOL's target, MoCo's key encoder; pretrain/momentum.py), its copy, which
+`after_optimizer_step(encoder, step, total_steps)` moves after every optimiser step (`step`:
+the index of the step just taken, from 0). The copy
+is the task's submodule: saved in checkpoints, never optimised, never exported.
 """
 
 from __future__ import annotations
@@ -121,6 +125,13 @@ class Pretrainer(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=len(images))
         return loss
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        step, total = self.trainer.global_step, int(self.trainer.estimated_stepping_batches)
+        for task in self.tasks:
+            if hasattr(task, "after_optimizer_step"):
+                task.after_optimizer_step(self.encoder, step, total)
 
     def configure_optimizers(self):
         hp = self.hparams
