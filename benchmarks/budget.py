@@ -1,10 +1,11 @@
 """Time budget of a profile: throughput of every kind of step it uses, and the projected minutes
 of each Table 1 cell and of the whole table, of the pretraining-budget curve (`make curve`, the
-profile's default budgets) and of what Table 3 adds to Table 1 (`make table3`), for one seed
-(SEEDS="0 1 2" takes three times it).
+profile's default budgets), of what Table 3 adds to Table 1 (`make table3`) and of the
+pretraining of Table 2's rows beyond the paper (BYOL, Barlow Twins, MoCo v2: views/s beside
+SimCLR's, their momentum updates included), for one seed (SEEDS="0 1 2" takes three times it).
 
 Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 5]
-       [--batch N] [--devices N ...] [--autoattack N] [--json FILE]
+       [--batch N] [--devices N ...] [--autoattack N] [--backbone B [--stem S]] [--json FILE]
 
 Each kind is timed over `--steps` steps after one warm-up step (the median step counts; the
 fastest and slowest step give the spread), with the profile's own stem, batch sizes and
@@ -17,12 +18,15 @@ inputs, no augmentation, no attack, channels_last, so the ratio says what the da
 the attack cost. The projection multiplies the measured rates by the profile's epochs and
 CIFAR's sizes (50,000 pretraining images, 45,000 labeled after the 10% validation split, 10,000
 test images); process start-up and data loading are not in it. AutoAttack is timed on N images
-only when asked (minutes per image on a CPU).
+only when asked (minutes per image on a CPU). `--backbone` (and `--stem`) time every kind with
+another encoder than the profile's (resnet50, wrn28_10, wrn34_10; the WideResNets need
+`--stem cifar`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import time
@@ -34,6 +38,7 @@ from robust_ssl.runs import grid
 from robust_ssl.attacks import PGD, TRADES, autoattack, fgsm, pgd, random_sign_noise
 from robust_ssl.data.augment import CropFlip
 from robust_ssl.finetune import FineTuner
+from robust_ssl.models.backbone import BACKBONES, STEMS
 from robust_ssl.models.features import encode
 from robust_ssl.pretrain import AdversarialSimCLRTask, Pretrainer, SimCLRTask
 from robust_ssl.runs.run import base_config
@@ -51,6 +56,14 @@ def settings(profile: str) -> dict:
     def trainer(stage):
         return base_config(profile, stage)["trainer"]
 
+    def pretext(task):
+        config = base_config(profile, "pretrain", task)
+        model = config["model"]["init_args"]
+        return dict(stem=model.get("stem", "cifar"),
+                    batch=config["data"]["init_args"].get("batch_size", 256),
+                    fraction=config["data"]["init_args"].get("fraction", 1.0),
+                    epochs=config["trainer"]["max_epochs"], tasks=model["tasks"])
+
     evaluate = init("evaluate", "model")
     adversarial = base_config(profile, "pretrain", "adv_simclr")
     adversarial_model = adversarial["model"]["init_args"]
@@ -62,6 +75,8 @@ def settings(profile: str) -> dict:
                            epochs=adversarial["trainer"]["max_epochs"],
                            dual=adversarial_model.get("dual_batchnorm", False),
                            task=adversarial_model["tasks"][0].get("init_args", {})),
+        "backbone": init("pretrain", "model").get("backbone", "resnet18"),
+        "pretext": {task: pretext(task) for task in grid.BEYOND_PAPER_TASKS},
         "aff": dict(steps=int(aff.get("model.attack.steps", 10)),
                     epochs=int(aff.get("trainer.max_epochs", trainer("finetune")["max_epochs"]))),
         "bf16": trainer("pretrain").get("precision") == "bf16-mixed",
@@ -121,23 +136,33 @@ def prepared(module: torch.nn.Module, device: str) -> torch.nn.Module:
     return module.to(device).to(memory_format=torch.channels_last)
 
 
-def train_step(loss_fn, parameters):
-    optimizer = torch.optim.SGD(parameters, lr=0.01, momentum=0.9,
-                                foreach=True)
+def train_step(loss_fn, parameters, after=lambda: None):
+    """One optimiser step of `loss_fn`; `after` runs once the step is taken (momentum updates)."""
+    optimizer = torch.optim.SGD([p for p in parameters if p.requires_grad], lr=0.01,
+                                momentum=0.9, foreach=True)
 
     def step():
         loss = loss_fn()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        after()
     return step
 
 
+def built_task(spec: dict) -> torch.nn.Module:
+    """A task from its YAML entry (class_path + init_args), as the Lightning CLI builds it."""
+    module, name = spec["class_path"].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(**spec.get("init_args", {}))
+
+
 def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> dict:
-    """Items per second of each kind (views for SimCLR, images otherwise)."""
+    """Items per second of each kind (views for SimCLR and Table 2's rows beyond the paper,
+    images otherwise)."""
     rates = {}
     s = config["simclr"]
-    simclr = prepared(Pretrainer([SimCLRTask()], stem=s["stem"]), device)
+    backbone = config["backbone"]
+    simclr = prepared(Pretrainer([SimCLRTask()], backbone=backbone, stem=s["stem"]), device)
     uint8 = torch.randint(0, 256, (s["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
     views = torch.rand(2 * s["batch"], 3, 32, 32, device=device)
     views = views.contiguous(memory_format=torch.channels_last)
@@ -148,9 +173,19 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
         lambda: task.projection(simclr.encoder(views)).float().pow(2).mean(),
         simclr.parameters()))
 
+    for name, p in config["pretext"].items():  # Table 2's rows beyond the paper
+        model = prepared(Pretrainer([built_task(t) for t in p["tasks"]], backbone=backbone,
+                                    stem=p["stem"]), device)
+        batch = torch.randint(0, 256, (p["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
+        hooks = [t for t in model.tasks if hasattr(t, "after_optimizer_step")]
+        rates[name] = 2 * p["batch"] / timer.seconds_per_step(train_step(
+            lambda model=model, batch=batch: model.loss(batch), model.parameters(),
+            after=lambda model=model, hooks=hooks: [t.after_optimizer_step(model.encoder, 1, 100)
+                                                    for t in hooks]))
+
     a = config["adv_simclr"]
-    adversarial = prepared(Pretrainer([AdversarialSimCLRTask(**a["task"])], stem=a["stem"],
-                                      dual_batchnorm=a["dual"]), device)
+    adversarial = prepared(Pretrainer([AdversarialSimCLRTask(**a["task"])], backbone=backbone,
+                                      stem=a["stem"], dual_batchnorm=a["dual"]), device)
     uint8 = torch.randint(0, 256, (a["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
     rates["adversarial SimCLR"] = 2 * a["batch"] / timer.seconds_per_step(
         train_step(lambda: adversarial.loss(uint8), adversarial.parameters()))
@@ -168,8 +203,8 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
             ("probe, FGSM", "linear", True, {}),
             (f"AFF, PGD-{steps}", "full", True, aff),
             (f"AFF-TRADES, TRADES-{steps}", "full", True, trades)):
-        model = prepared(FineTuner(stem=f["stem"], num_classes=10, freeze=freeze,
-                                   adversarial=adversarial, **options), device)
+        model = prepared(FineTuner(backbone=backbone, stem=f["stem"], num_classes=10,
+                                   freeze=freeze, adversarial=adversarial, **options), device)
         model.log = lambda *args, **kwargs: None
         trainable = [p for p in model.parameters() if p.requires_grad]
         augment = name.startswith("supervised")  # fine-tuning trains without augmentation
@@ -181,7 +216,8 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
             lambda: F.cross_entropy(model(ready), labels), trainable))
 
     e = config["evaluate"]
-    classifier = prepared(FineTuner(stem=f["stem"], num_classes=10, freeze="full"), device).eval()
+    classifier = prepared(FineTuner(backbone=backbone, stem=f["stem"], num_classes=10,
+                                    freeze="full"), device).eval()
     x = torch.rand(e["batch"], 3, 32, 32, device=device)
     y = torch.randint(0, 10, (e["batch"],), device=device)
     timer_fp32 = Timer(device, timer.steps, bf16=False)  # attacks that define numbers: fp32
@@ -351,14 +387,25 @@ def main() -> None:
                         help="seeds of the projected Table 1 (default: the profile's)")
     parser.add_argument("--autoattack", type=int, default=0, metavar="N",
                         help="time AutoAttack on N images (needed for the paper projection)")
+    parser.add_argument("--backbone", choices=BACKBONES,
+                        help="time every kind with this encoder (default: the profile's)")
+    parser.add_argument("--stem", choices=STEMS, help="with this stem (default: the profile's)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     config = settings(args.profile)
+    config["backbone"] = args.backbone or config["backbone"]
+    if args.stem:
+        for kind in (config["simclr"], config["adv_simclr"], config["finetune"],
+                     *config["pretext"].values()):
+            kind["stem"] = args.stem
     if args.batch:
         for kind in ("simclr", "adv_simclr", "finetune", "evaluate"):
             config[kind]["batch"] = min(config[kind]["batch"], args.batch)
+        for pretext in config["pretext"].values():
+            pretext["batch"] = min(pretext["batch"], args.batch)
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"profile={args.profile} device={args.device} ({name}) steps={args.steps} "
+    print(f"profile={args.profile} backbone={config['backbone']} device={args.device} ({name}) "
+          f"steps={args.steps} "
           f"bf16={config['bf16'] and args.device == 'cuda'} threads={torch.get_num_threads()}")
     if config["evaluate"]["autoattack"] and not args.autoattack:
         args.autoattack = 1  # the profile runs it: time it on one image at least
@@ -389,6 +436,11 @@ def main() -> None:
     print(f"projected minutes of the curve (SimCLR epochs {budgets[0]}, supervised {budgets[1]}):")
     for part, value in curve.items():
         print(f"  {part:28s} {value:8.1f}")
+    print("projected pretraining minutes of Table 2's rows beyond the paper (views/s above):")
+    for name, p in config["pretext"].items():
+        views = p["epochs"] * int(PRETRAIN_IMAGES * p["fraction"]) // p["batch"] * 2 * p["batch"]
+        print(f"  {name:28s} {views / rates[name] / 60:8.1f}  "
+              f"({rates['simclr'] / rates[name]:.2f}x the time of a SimCLR step)")
     print(f"adversarial SimCLR: {rates['simclr'] / rates['adversarial SimCLR']:.1f}x the "
           f"time of a SimCLR step ({config['adv_simclr']['task'].get('steps', 5)} attack steps)")
     table3 = project_table3(config, rates)

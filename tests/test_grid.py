@@ -33,7 +33,8 @@ def test_table2_reuses_table1s_simclr_cells_and_adds_partial_fine_tuning():
     table2 = grid.cells_of("table2", "cifar10", (0,))
     assert {"simclr-cifar10-s0", "simclr-cifar10-f30-adv-s0"} <= table1 & {c.name for c in table2}
     partial = [c for c in table2 if c.column == "partial"]
-    assert [c.row for c in partial] == list(grid.TABLE2_TASKS)
+    assert [c.row for c in partial] == list(grid.TABLE2_ROWS)
+    assert grid.TABLE2_ROWS[-3:] == ("byol", "barlow_twins", "moco")
     assert all("model.freeze=partial" in c.overrides and "data.fraction=0.3" in c.overrides
                and "model.adversarial=true" in c.overrides for c in partial)
 

@@ -104,8 +104,8 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
     assert reused.stat().st_mtime_ns == reused_mtime
     with open(out / "table2.csv") as f:
         table2 = list(csv.DictReader(f))
-    assert [row["row"].split(" ")[0] for row in table2] == ["Rotation", "Jigsaw", "SimCLR",
-                                                            "Multi-task"]
+    assert [row["row"].split(" (")[0] for row in table2] == [
+        "Rotation", "Jigsaw", "SimCLR", "Multi-task", "BYOL", "Barlow Twins", "MoCo v2"]
     assert all(0 <= float(row[f"{h} mean"]) <= 100 for row in table2
                for h in ("FGSM, partial", "PGD-20, partial", "FGSM, linear"))
     partial = yaml.safe_load((out / "jigsaw-cifar100-f30-partial-adv-s0/config.yaml").read_text())

@@ -100,6 +100,11 @@ CLAIMS = (
           "fine-tuning (its pretraining's minutes shared by the 8 Table 1 probes that read "
           "its encoder) against the supervised baseline trained with FGSM",
           (Comparison(t1("30%", "adv"), (t1("supervised", "adv"),), per_minute=True),)),
+    Claim("C8", "beyond the paper: C6's lead of SimCLR extends to the methods the field uses, "
+          "SimCLR more robust than BYOL, Barlow Twins and MoCo v2 after partial adversarial "
+          "fine-tuning (Table 2's extra rows; the paper does not test them)",
+          tuple(Comparison(t2("simclr", "partial"), (t2(task, "partial"),))
+                for task in grid.BEYOND_PAPER_TASKS)),
 )
 
 

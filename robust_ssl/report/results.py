@@ -22,7 +22,9 @@ PAPER_TABLE1 = {"supervised": (68, 23, 66, 36), "1%": (58, 26, 49, 29), "10%": (
 PAPER_TABLE2 = {"rotation": (25,), "jigsaw": (29,), "simclr": (38,)}
 TASK_NAMES = {"rotation": "Rotation", "jigsaw": "Jigsaw", "simclr": "SimCLR",
               "multitask": "Multi-task (SimCLR + rotation + jigsaw)",
-              "adv_simclr": "adversarial SimCLR"}
+              "adv_simclr": "adversarial SimCLR", "byol": "BYOL (beyond the paper)",
+              "barlow_twins": "Barlow Twins (beyond the paper)",
+              "moco": "MoCo v2 (beyond the paper)"}
 PRETRAIN_NAMES = {"cifar100": "CIFAR-100 train (labels dropped)",
                   "cifar10": "CIFAR-10 train (labels dropped; in-domain, not the paper's CIFAR-100)"}
 

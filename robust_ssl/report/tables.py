@@ -165,14 +165,16 @@ def write_table(table_name: str, results: Path, profile: str, pretrain_data: str
                  "probe; random encoder: the same probe on an untrained encoder; supervised: "
                  "ResNet-18 trained from scratch."]
     else:
-        row_labels = {task: TASK_NAMES[task] for task in grid.TABLE2_TASKS}
+        row_labels = {task: TASK_NAMES[task] for task in grid.TABLE2_ROWS}
         columns, paper = TABLE2_COLUMNS, PAPER_TABLE2
         title = (f"Table 2: CIFAR-10 accuracy (%) after adversarial fine-tuning on "
                  f"{grid.TABLE2_FRACTION} of the labels, profile `{profile}`, ours (paper)")
         extra = ["'partial' = partial adversarial fine-tuning as in the paper (stem and the "
                  "first two residual stages frozen: the first 10 conv layers; the rest and the "
                  "prediction layer trained with FGSM examples); 'linear' = adversarial linear "
-                 "probe. The paper reports only the partial FGSM column."]
+                 "probe. The paper reports only the partial FGSM column. BYOL, Barlow Twins "
+                 "and MoCo v2 are beyond the paper: the same views (SimCLR's), encoder, "
+                 "budget and policy, their own objective (robust_ssl/pretrain/)."]
     table = entries(cells, runs, list(row_labels), columns)
     text = markdown(title, row_labels, columns, table, paper,
                     notes_for(runs, seeds, pretrained_on, paper=bool(paper)) + extra)

@@ -24,7 +24,9 @@ from robust_ssl.runs import launch
 
 FRACTIONS = {"1%": 0.01, "10%": 0.1, "30%": 0.3, "100%": 1.0}
 TRAININGS = ("clean", "adv")  # without and with on-the-fly FGSM examples
-TABLE2_TASKS = ("rotation", "jigsaw", "simclr", "multitask")
+TABLE2_TASKS = ("rotation", "jigsaw", "simclr", "multitask")  # the paper's rows
+BEYOND_PAPER_TASKS = ("byol", "barlow_twins", "moco")  # Table 2's rows beyond the paper
+TABLE2_ROWS = TABLE2_TASKS + BEYOND_PAPER_TASKS
 TABLE2_FRACTION = "30%"
 DEFAULT_SEEDS = {"paper": (0, 1, 2), "quick": (0,), "smoke": (0,)}
 # The budget curve: SimCLR's encoder exported after these many pretraining epochs, and the
@@ -131,10 +133,11 @@ def table1(pretrain: str, seeds: tuple[int, ...]) -> list[Cell]:
 def table2(pretrain: str, seeds: tuple[int, ...]) -> list[Cell]:
     """Each pretext task's encoder on 30% of the labels with FGSM examples: partial
     adversarial fine-tuning (the paper's Table 2) and the adversarial linear probe. SimCLR's
-    probe is Table 1's cell, so it is reused, not rerun."""
+    probe is Table 1's cell, so it is reused, not rerun. Beyond the paper's rows: BYOL, Barlow
+    Twins and MoCo v2, the same policy."""
     cells = []
     for seed in seeds:
-        for task in TABLE2_TASKS:
+        for task in TABLE2_ROWS:
             cells += [pretraining(task, pretrain, seed)]
             cells += [fine_tuning(task, pretrain, seed, TABLE2_FRACTION, "adv", freeze,
                                   row=task, column=freeze) for freeze in ("partial", "linear")]
