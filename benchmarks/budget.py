@@ -26,7 +26,6 @@ another encoder than the profile's (resnet50, wrn28_10, wrn34_10; the WideResNet
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import statistics
 import time
@@ -41,6 +40,7 @@ from robust_ssl.finetune import FineTuner
 from robust_ssl.models.backbone import BACKBONES, STEMS
 from robust_ssl.models.features import encode
 from robust_ssl.pretrain import AdversarialSimCLRTask, Pretrainer, SimCLRTask
+from robust_ssl.runs.configs import resolve_class
 from robust_ssl.runs.run import base_config
 
 PRETRAIN_IMAGES, LABELED_POOL, VALIDATION, TEST = 50_000, 45_000, 5_000, 10_000
@@ -150,12 +150,6 @@ def train_step(loss_fn, parameters, after=lambda: None):
     return step
 
 
-def built_task(spec: dict) -> torch.nn.Module:
-    """A task from its YAML entry (class_path + init_args), as the Lightning CLI builds it."""
-    module, name = spec["class_path"].rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)(**spec.get("init_args", {}))
-
-
 def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> dict:
     """Items per second of each kind (views for SimCLR and Table 2's rows beyond the paper,
     images otherwise)."""
@@ -174,8 +168,8 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
         simclr.parameters()))
 
     for name, p in config["pretext"].items():  # Table 2's rows beyond the paper
-        model = prepared(Pretrainer([built_task(t) for t in p["tasks"]], backbone=backbone,
-                                    stem=p["stem"]), device)
+        tasks = [resolve_class(t["class_path"])(**t.get("init_args", {})) for t in p["tasks"]]
+        model = prepared(Pretrainer(tasks, backbone=backbone, stem=p["stem"]), device)
         batch = torch.randint(0, 256, (p["batch"], 3, 32, 32), dtype=torch.uint8, device=device)
         hooks = [t for t in model.tasks if hasattr(t, "after_optimizer_step")]
         rates[name] = 2 * p["batch"] / timer.seconds_per_step(train_step(
