@@ -84,6 +84,63 @@ def test_the_normalised_convention_runs_beside_the_pixel_one(classifier_checkpoi
     assert normalized["eps_space"] == "normalized"
 
 
+class ChannelMeans(torch.nn.Module):
+    """A 3-class classifier that predicts the image's brightest channel: deterministic, so the
+    images each setting leaves right are known in advance."""
+
+    num_classes = 3
+
+    def forward(self, x):
+        return x.mean((2, 3))
+
+
+class Scripted:
+    """Stands in for an attack: keeps its key, counts the images it is given and perturbs them
+    by a fixed rule of the image and label alone."""
+
+    def __init__(self, attack, perturb):
+        self.metric_name, self.eps, self.perturb, self.images = attack.metric_name, attack.eps, perturb, 0
+
+    def __call__(self, model, x, y):
+        self.images += len(x)
+        return self.perturb(x, y)
+
+
+def scripted_normalized_run(image_folder, output, pgd_on):
+    """Normalised FGSM scripted to break every class-0 image (channels rolled), normalised PGD
+    to break every class-2 one; the PGD's stand-in is returned with its count."""
+    data_dir, _ = image_folder
+    evaluator = AdversarialEvaluator.of_model(
+        ChannelMeans(), str(output), attacks=("fgsm",), large_eps=None, sweep_epsilons=(),
+        normalized_attacks=("fgsm", "pgd"), normalized_pgd_on=pgd_on)
+    roll_where = lambda label: lambda x, y: torch.where(  # noqa: E731
+        (y == label)[:, None, None, None], x.roll(1, dims=1), x)
+    scripted = {"fgsm-norm@8/255": roll_where(0), "pgd-norm@8/255": roll_where(2)}
+    evaluator.settings = [s._replace(attack=Scripted(s.attack, scripted[s.key]))
+                          if s.key in scripted else s for s in evaluator.settings]
+    data = LabeledDataModule(data_dir=str(data_dir), eval_batch_size=5)
+    quiet_trainer().test(evaluator, data, verbose=False)
+    return read_records(output), evaluator.settings[-1].attack
+
+
+def test_the_normalised_pgd_attacks_only_what_clean_and_fgsm_left_right(image_folder, tmp_path):
+    """AutoAttack's order: with `survivors` the PGD sees only the images right on clean and
+    under the normalised FGSM, counts the rest lost, and so equals the per-image worst case of
+    the three that attacking every image (`all`) gives; `all` reports PGD alone."""
+    every, every_pgd = scripted_normalized_run(image_folder, tmp_path / "all.json", "all")
+    cascade, cascade_pgd = scripted_normalized_run(image_folder, tmp_path / "casc.json",
+                                                   "survivors")
+    labels = every.right  # the same images, the same deterministic classifier
+    clean, fgsm, pgd = (labels[k] for k in ("clean", "fgsm-norm@8/255", "pgd-norm@8/255"))
+    survivors = clean & fgsm
+    assert 0 < survivors.sum() < clean.sum() < len(clean)  # each stage drops some images
+    assert every_pgd.images == len(clean) and cascade_pgd.images == survivors.sum()
+    assert cascade.ran["pgd-norm@8/255"].all()  # every image has its verdict
+    assert (cascade.right["pgd-norm@8/255"] == (clean & fgsm & pgd)).all()
+    assert (cascade.right["pgd-norm@8/255"] != pgd).any()  # PGD alone: it keeps what FGSM broke
+    assert (cascade.right["fgsm-norm@8/255"] == fgsm).all()  # the FGSM still runs on all
+
+
 def test_worst_case_counts_an_image_only_if_every_attack_missed_it():
     """Two attacks that each break a different half of the images: each alone leaves 50%, the
     worst case 25%, not the smaller of the two accuracies; noise never counts; an attack that
@@ -191,6 +248,8 @@ def test_missing_checkpoint_and_unknown_attack_are_clear_errors(tmp_path, classi
         AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), attacks=("fgsm", "cw"))
     with pytest.raises(RobustSSLError, match="eps=2.0 is outside"):
         AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), sweep_epsilons=(2.0,))
+    with pytest.raises(RobustSSLError, match="normalized_pgd_on: 'some' is not one of"):
+        AdversarialEvaluator(str(checkpoint), str(tmp_path / "o.json"), normalized_pgd_on="some")
 
 
 def test_files_that_are_not_classifiers_are_one_clear_error(classifier_checkpoint, tmp_path):

@@ -80,10 +80,12 @@ def test_fingerprints_recorded_before_the_package_had_layers_still_match(cell, s
     assert rundir.migrated(stored) == without_new_settings(current)
 
 
-# What evaluations compute beyond c0e8729's: FGSM and PGD-20 in the normalised ε convention. An
-# evaluation of then is not up to date (RESTART=1 evaluates it again; its training stays).
+# What evaluations compute beyond c0e8729's: FGSM and PGD-20 in the normalised ε convention,
+# that PGD on the images the first two left right. An evaluation of then is not up to date
+# (RESTART=1 evaluates it again; its training stays).
 NEW_EVALUATION_SETTINGS = {"model.init_args.normalized_attacks.0": "fgsm",
-                           "model.init_args.normalized_attacks.1": "pgd"}
+                           "model.init_args.normalized_attacks.1": "pgd",
+                           "model.init_args.normalized_pgd_on": "survivors"}
 
 
 def without_new_settings(today: dict) -> dict:

@@ -31,7 +31,7 @@ from robust_ssl.data.modules import LabeledDataModule, check_classes
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.plumbing.files import replace_atomically, save_atomically
 from robust_ssl.evaluation.classifier import load_classifier
-from robust_ssl.evaluation.evaluator import ATTACKS, AdversarialEvaluator
+from robust_ssl.evaluation.evaluator import ATTACKS, PGD_IMAGES, AdversarialEvaluator
 from robust_ssl.evaluation.result import budget_key, read_result
 
 FORMATS = ("torchscript", "state_dict")
@@ -398,6 +398,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--normalized-attacks", nargs="*", choices=("fgsm", "pgd"),
                    default=list(default["normalized_attacks"]),
                    help="also run these at --eps in the normalised convention")
+    e.add_argument("--normalized-pgd-on", choices=PGD_IMAGES,
+                   default=default["normalized_pgd_on"],
+                   help="survivors: that PGD attacks only the images clean and the normalised "
+                   "FGSM left right (its number is their worst case); all: every image")
     e.add_argument("--pgd-steps", type=int, default=default["pgd_steps"])
     e.add_argument("--autoattack-examples", type=int, default=default["autoattack_examples"])
     e.add_argument("--seed", type=int, default=0, help="the attacks' random starts")
@@ -429,6 +433,7 @@ def main(argv: list[str]) -> None:
             sweep_epsilons=tuple(args.sweep_epsilons), sweep_examples=args.sweep_examples,
             pgd_steps=args.pgd_steps, autoattack_examples=args.autoattack_examples,
             eps_space=args.eps_space, normalized_attacks=tuple(args.normalized_attacks),
+            normalized_pgd_on=args.normalized_pgd_on,
             attack_seed=args.seed)
     shown = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["metrics"].items())
     print(f"{result['run']}: {shown}")
