@@ -88,6 +88,23 @@ def test_the_report_names_missing_cells_and_writes_its_files(tmp_path):
     assert {v["claim"] for v in found["verdicts"]} == {c.id for c in claims.CLAIMS}
 
 
+def test_the_report_says_which_images_the_normalised_pgd_attacked(tmp_path):
+    cells = write_tables(tmp_path, 0.5, 0.5)
+    for cell, pgd_on in zip(cells[:2], ("survivors", None)):
+        path = tmp_path / f"{cell.name}.json"
+        every = np.ones(300, bool)
+        write_records(path, {"clean": (every, every), "fgsm@8/255": (every, every),
+                             "pgd@8/255": (every, every), "pgd-norm@8/255": (every, every)},
+                      np.arange(300) + 7)
+        evaluator = {} if pgd_on is None else {"normalized_pgd_on": pgd_on}  # None: before it
+        path.write_text(json.dumps({"run": cell.name, "config": {"evaluator": evaluator}}))
+    text = write_claims(tmp_path, "smoke", "cifar100", (0,))
+    assert json.loads((tmp_path / "claims.json").read_text())["normalized_pgd_on"] == [
+        "all", "survivors"]
+    assert "attacked only the images that clean and the normalised FGSM left right" in text
+    assert "attacked different images: run the tables again with RESTART=1" in text
+
+
 def test_the_paper_number_is_placed_on_the_eps_axis():
     curve = [(0.0, 0.8), (2 / 255, 0.6), (4 / 255, 0.4), (8 / 255, 0.1)]
     assert claims.crossing(curve, 0.5) == pytest.approx(3 / 255)

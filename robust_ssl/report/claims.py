@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from robust_ssl.evaluation.result import (TABLE_EPS, PerImage, budgets, eps_name, eps_value,
-                                          key, read_records)
+                                          key, read_records, read_result)
 from robust_ssl.report import bootstrap
 from robust_ssl.runs import grid
 
@@ -138,12 +138,16 @@ class Records:
         self.results, self.cells = results, cells
         self.loaded: dict[str, PerImage] = {}
         self.missing: list[str] = []
+        self.normalized_pgd_on: set[str] = set()  # the images the normalised PGD attacked
         for side_cells in cells.values():
             for cell in side_cells:
                 path = results / f"{cell.name}.json"
                 records = read_records(path) if path.is_file() else None
                 if records is not None:
                     self.loaded[cell.name] = records
+                    if f"pgd{NORMALIZED}@{EPS}" in records.ran:
+                        evaluator = read_result(path).data.get("config", {}).get("evaluator", {})
+                        self.normalized_pgd_on.add(evaluator.get("normalized_pgd_on", "all"))
                 elif path.is_file():
                     self.missing.append(f"{cell.name} (evaluated before per-image records "
                                         "were kept: run its table again with RESTART=1, which "
@@ -269,6 +273,7 @@ def audit(results: Path, pretrain: str, seeds: tuple[int, ...]) -> dict:
                              "images": images} | judge(claim, records, setting, minutes))
     return {"claims": [{"id": c.id, "text": c.text} for c in CLAIMS], "verdicts": verdicts,
             "missing": sorted(set(records.missing)), "seeds": list(seeds),
+            "normalized_pgd_on": sorted(records.normalized_pgd_on),
             "bootstrap": {"draws": bootstrap.DRAWS, "family_error": FAMILY_ERROR,
                           "seed": bootstrap.SEED},
             "paper_eps": paper_eps(records, cells)}

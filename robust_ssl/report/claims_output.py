@@ -18,6 +18,14 @@ MARKS = {"holds": ("o", "tab:green"), "contradicted": ("X", "tab:red"),
 ATTACK_NAMES = {"fgsm": "FGSM", "pgd": "PGD-20", "worst": "worst case", "autoattack": "AutoAttack"}
 
 
+NORMALIZED_PGD = {
+    "survivors": "Normalised PGD-20 attacked only the images that clean and the normalised FGSM "
+                 "left right (AutoAttack's order; `normalized_pgd_on: survivors`): its accuracy "
+                 "is the per-image worst case of the three, so its column and the normalised "
+                 "worst case's read the same records.",
+    "all": "Normalised PGD-20 attacked every test image (`normalized_pgd_on: all`): PGD alone."}
+
+
 def setting_name(setting: str) -> str:
     attack, budget = parse_key(setting)
     return f"{ATTACK_NAMES.get(attack.removesuffix('-norm'), attack)} @ {budget}"
@@ -40,6 +48,10 @@ def markdown(found: dict, profile: str) -> str:
         row = [v["verdict"] for v in found["verdicts"] if v["claim"] == claim.id]
         lines.append(f"| {claim.id} | " + " | ".join(row) + " |")
     lines += ["", "Claims:"] + [f"- **{c.id}**: {c.text}" for c in CLAIMS]
+    lines += [""] + [NORMALIZED_PGD[on] for on in found["normalized_pgd_on"]]
+    if len(found["normalized_pgd_on"]) > 1:
+        lines.append("The cells' normalised PGD-20 attacked different images: run the tables "
+                     "again with RESTART=1, which evaluates every cell the same way.")
     b = found["bootstrap"]
     lines += ["", f"Verdicts: holds = every comparison's interval entirely in the claimed "
               f"direction, contradicted = one entirely against, else inconclusive. Intervals: "
