@@ -63,8 +63,8 @@ def main() -> None:
                       records.test_index)
         writing = time.perf_counter() - start
     base = statistics.fmean(times["pixel settings only"])
-    print(f"{args.run_dir}: {results[PROFILES_CHOICE].test_examples} test images, {args.repeat} run(s) "
-          "each")
+    examples = results[PROFILES_CHOICE].test_examples
+    print(f"{args.run_dir}: {examples} test images, {args.repeat} run(s) each")
     for name, found in times.items():
         mean = statistics.fmean(found)
         normalized = ", ".join(f"{k} {100 * v:.1f}%" for k, v in results[name].metrics.items()

@@ -99,7 +99,8 @@ class Scripted:
     by a fixed rule of the image and label alone."""
 
     def __init__(self, attack, perturb):
-        self.metric_name, self.eps, self.perturb, self.images = attack.metric_name, attack.eps, perturb, 0
+        self.metric_name, self.eps = attack.metric_name, attack.eps
+        self.perturb, self.images = perturb, 0
 
     def __call__(self, model, x, y):
         self.images += len(x)
