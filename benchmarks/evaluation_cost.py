@@ -69,7 +69,7 @@ def main() -> None:
         mean = statistics.fmean(found)
         normalized = ", ".join(f"{k} {100 * v:.1f}%" for k, v in results[name].metrics.items()
                                if "-norm" in k)
-        print(f"  {name:36s} {mean:7.1f} s  (+{100 * (mean / base - 1):.0f}%)  "
+        print(f"  {name:36s} {mean:7.1f} s  ({100 * (mean / base - 1):+.0f}%)  "
               f"runs: {', '.join(f'{t:.1f}' for t in found)}  {normalized}")
     print(f"  writing the records ({len(records.ran)} settings): {1000 * writing:.1f} ms")
 
