@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from robust_ssl.data.augment import CropFlip, to_unit_float
+from robust_ssl.data.corruptions import (CorruptedSet, generated_set, published_folder,
+                                         published_set)
 from robust_ssl.data.sources import Split, describe_source, load_split
 from robust_ssl.data.subsets import check_fraction, stratified_limit, stratified_split
 from robust_ssl.errors import DataError
@@ -260,6 +262,19 @@ class LabeledDataModule(pl.LightningDataModule):
 
     def source_description(self) -> str:
         return describe_source(self.hparams.dataset, self.hparams.data_dir)
+
+    def corrupted_test(self, corruption: str, severity: int, source: str, seed: int = 0,
+                       frost: list[torch.Tensor] | None = None) -> CorruptedSet:
+        """The test images evaluated, under `corruption` at `severity`: from the published
+        files (`source` "published", data/corruptions.py) or corrupted here ("generated",
+        seeded by `seed`, cached in DATA_DIR/.cache)."""
+        hp = self.hparams
+        if source == "published":
+            return published_set(published_folder(hp.data_dir, hp.dataset), corruption,
+                                 severity, self.test, self.test_index, hp.test_fraction,
+                                 hp.test_limit, hp.seed)
+        return generated_set(self.test, self.test_index, corruption, severity, seed,
+                             hp.data_dir, frost)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels, *index = batch
