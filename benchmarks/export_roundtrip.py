@@ -36,7 +36,8 @@ def evaluation_options(cell: dict) -> list[str]:
                "--attacks", *evaluator["attacks"], "--eps", str(evaluator["eps"]),
                "--sweep-epsilons", *map(str, evaluator["sweep_epsilons"]),
                "--pgd-steps", str(evaluator["pgd_steps"]),
-               "--autoattack-examples", str(evaluator["autoattack_examples"]),
+               "--autoattack-examples", str(evaluator["autoattack_examples"] or 0)
+               if evaluator["autoattack_examples"] is not None else "all",
                "--seed", str(cell["seed"])]
     if data["test_limit"]:
         options += ["--test-limit", str(data["test_limit"])]

@@ -280,3 +280,48 @@ def test_a_classifier_of_other_classes_is_refused(classifier_checkpoint, tmp_pat
     with pytest.raises(RobustSSLError, match="predicts 3 classes but the data .* has 4"):
         quiet_trainer().test(evaluator, data)
     assert not (tmp_path / "out.json").exists()
+
+
+def test_corruptions_are_evaluated_with_per_image_records(image_folder, tmp_path):
+    """Generated corruptions (no CIFAR-10-C in DATA_DIR): each corruption and severity a set
+    of records over the test images; the metric is their mean; frost, without the
+    generator's photographs, is left out and says why."""
+    data_dir, _ = image_folder
+    output = tmp_path / "run.json"
+    evaluator = AdversarialEvaluator.of_model(ChannelMeans(), str(output), attacks=("fgsm",),
+                                              large_eps=None, sweep_epsilons=(),
+                                              corruptions=["fog", "frost", "contrast"])
+    data = LabeledDataModule(data_dir=str(data_dir), eval_batch_size=5)
+    quiet_trainer().test(evaluator, data, verbose=False)
+    result = json.loads(output.read_text())
+    summary = result["corruptions"]
+    assert summary["kind"] == "generated" and "not CIFAR-10-C" in summary["source"]
+    assert summary["evaluated"] == ["fog", "contrast"] and "frost" in summary["skipped"]
+    assert summary["paired"] and summary["images"] == 12
+    records = read_records(output)
+    keys = sorted(k for k in records.ran if k.startswith("corruption/"))
+    assert keys == sorted(f"corruption/{n}/{s}" for n in ("fog", "contrast") for s in range(1, 6))
+    assert list(records.index_of("corruption/fog/3")) == list(records.test_index)
+    each = [records.right[k].mean() for k in keys]
+    assert result["metrics"]["corruption/mean"] == pytest.approx(sum(each) / len(each))
+    assert summary["per_severity"]["2"] == pytest.approx(
+        (records.right["corruption/fog/2"].mean() + records.right["corruption/contrast/2"].mean()) / 2)
+    # the brightest-channel classifier, on what the generator made of each image
+    fog = data.corrupted_test("fog", 5, "generated")
+    expected = (fog.images.float().mean((2, 3)).argmax(1) == fog.labels).numpy()
+    assert (records.right["corruption/fog/5"] == expected).all()
+
+
+def test_corruption_settings_that_cannot_run_are_clear_errors(image_folder, tmp_path):
+    with pytest.raises(RobustSSLError, match="unknown corruption 'rain'"):
+        AdversarialEvaluator(None, str(tmp_path / "r.json"), corruptions=["rain"])
+    with pytest.raises(RobustSSLError, match="corruption_source='cifar10c'"):
+        AdversarialEvaluator(None, str(tmp_path / "r.json"), corruption_source="cifar10c")
+    data_dir, _ = image_folder
+    evaluator = AdversarialEvaluator.of_model(ChannelMeans(), str(tmp_path / "r.json"),
+                                              attacks=("fgsm",), large_eps=None,
+                                              sweep_epsilons=(), corruptions="all",
+                                              corruption_source="published")
+    with pytest.raises(RobustSSLError, match="corruption_source=published but"):
+        quiet_trainer().test(evaluator, LabeledDataModule(data_dir=str(data_dir)), verbose=False)
+    assert not (tmp_path / "r.json").exists()

@@ -16,16 +16,19 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from robust_ssl.attacks import Attack, build_attack, check_eps_space, check_epsilon
+from robust_ssl.data.corruptions import (SEVERITIES, check_corruptions, choose_source,
+                                         describe, frost_photographs)
 from robust_ssl.data.modules import check_classes
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.evaluation.classifier import load_classifier
 from robust_ssl.evaluation.records import subset_metrics, worst_case
-from robust_ssl.evaluation.result import (eps_name, git_commit, key, versions, write_records,
-                                          write_result)
+from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, eps_name, git_commit,
+                                          key, versions, write_records, write_result)
 from robust_ssl.evaluation.sanity import sanity_checks
 from robust_ssl.finetune import FineTuner
 from robust_ssl.finetune.finetuner import NOT_RECORDED
@@ -67,6 +70,13 @@ class AdversarialEvaluator(pl.LightningModule):
     `normalized_pgd_on` "survivors" attacks with that PGD only the images that clean and the
     normalised FGSM left right, counting the others lost (its number is then the worst case
     of the three, and it costs a fraction of a full PGD); "all": every image, PGD alone.
+    `autoattack_examples` None: AutoAttack on every test image.
+
+    `corruptions` ("none", "all" or a list of CIFAR-10-C's 15 names): clean accuracy on the
+    test images under each at severities 1-5, from `corruption_source` (data/corruptions.py:
+    "published" CIFAR-10-C files, "generated" here with `corruption_seed`, or "auto": the
+    published ones where they are), never both in one run; the mean over every corruption
+    and severity is the metric `corruption/mean`, the rest is in the result's `corruptions`.
     """
 
     def __init__(
@@ -81,13 +91,16 @@ class AdversarialEvaluator(pl.LightningModule):
         pgd_step_ratio: float = 0.25,
         large_eps: float | None = 64 / 255,
         large_eps_steps: int = 10,
-        autoattack_examples: int = 0,
+        autoattack_examples: int | None = 0,
         autoattack_iterations: int | None = None,
         attack_seed: int | None = None,
         run_name: str | None = None,
         eps_space: str = "pixel",
         normalized_attacks: tuple[str, ...] = (),
         normalized_pgd_on: str = "survivors",
+        corruptions: str | list[str] = "none",
+        corruption_source: str = "auto",
+        corruption_seed: int = 0,
     ):
         super().__init__()
         unknown = sorted(set(attacks) - set(ATTACKS))
@@ -118,6 +131,10 @@ class AdversarialEvaluator(pl.LightningModule):
                                                        pgd | {"eps_space": "normalized"})
         self.settings += [Setting(build_attack(a, e, **pgd), sweep_only=True)
                           for e in sweep_epsilons if e != eps for a in ("fgsm", "pgd")]
+        self.corruption_names = check_corruptions(corruptions)
+        if corruption_source not in ("auto", "published", "generated"):
+            raise RobustSSLError(f"corruption_source={corruption_source!r}: choose auto, "
+                                 "published or generated")
         self.classifier: torch.nn.Module | None = None
         self.subsets: dict[str, torch.Tensor] | None = None
         self._start = 0.0
@@ -224,7 +241,7 @@ class AdversarialEvaluator(pl.LightningModule):
         if not self.trainer.is_global_zero:
             return
         records = {setting.key: (ran[i], right[i]) for i, setting in enumerate(self.settings)}
-        if self.hparams.autoattack_examples > 0:
+        if self.runs_autoattack:
             records[key("autoattack", self.hparams.eps)] = self._autoattack(len(ran[0]))
         metrics = {name: hits[done].float().mean().item() if done.any() else float("nan")
                    for name, (done, hits) in records.items()}
@@ -236,15 +253,79 @@ class AdversarialEvaluator(pl.LightningModule):
                    for name in ("sweep", "autoattack") if len(self.subsets[name]) > 0}
         counts = {"test": int(ran[0].sum())} | {f"{name}_subset": len(self.subsets[name])
                                                  for name in subsets}
+        corrupted, summary, corruption_index = self._corruptions()
+        if summary is not None:
+            metrics[CORRUPTION_MEAN] = summary["mean"]
         for name, value in metrics.items():
             self.log(f"test/{name}", value, rank_zero_only=True)
         sanity = sanity_checks(subset_metrics(records, every), subsets, self.hparams.eps,
                                self.hparams.large_eps, self.validation_history)
-        self.write_results(metrics, subsets, counts, sanity)
+        self.write_results(metrics, subsets, counts, sanity, summary)
         test_index = getattr(self.trainer.datamodule, "test_index", None)
         write_records(self.hparams.output, {name: (done.numpy(), hits.numpy())
                                             for name, (done, hits) in records.items()},
-                      (torch.arange(len(every)) if test_index is None else test_index.cpu()).numpy())
+                      (torch.arange(len(every)) if test_index is None else test_index.cpu()).numpy(),
+                      corrupted, corruption_index)
+
+    @property
+    def runs_autoattack(self) -> bool:
+        count = self.hparams.autoattack_examples
+        return count is None or count > 0
+
+    def _corruptions(self) -> tuple[dict, dict | None, torch.Tensor | None]:
+        """Clean accuracy under every corruption and severity asked for: (per-image records,
+        the summary for the result, the corrupted images' indices); nothing when none."""
+        if not self.corruption_names:
+            return {}, None, None
+        datamodule, hp = self.trainer.datamodule, self.hparams
+        data_dir, dataset = datamodule.hparams.data_dir, datamodule.hparams.dataset
+        source = choose_source(hp.corruption_source, data_dir, dataset)
+        names, skipped, frost = list(self.corruption_names), {}, None
+        if source == "generated" and "frost" in names:
+            frost = frost_photographs(data_dir)
+            if frost is None:
+                names.remove("frost")
+                skipped["frost"] = ("generating frost needs the generator's photographs in "
+                                    "DATA_DIR/frost/ (frost1.png ... frost5.jpg of "
+                                    "hendrycks/robustness, ImageNet-C/create_c/)")
+        records, index, paired = {}, None, True
+        for name in names:
+            for severity in SEVERITIES:
+                found = datamodule.corrupted_test(name, severity, source, hp.corruption_seed,
+                                                  frost)
+                index = found.index if index is None else index
+                paired &= found.paired
+                right = self._predict_right(found.images, found.labels)
+                records[f"{CORRUPTION}{name}/{severity}"] = (np.ones(len(right), dtype=bool),
+                                                             right)
+        each = {k.removeprefix(CORRUPTION): float(v[1].mean()) for k, v in records.items()}
+        mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
+        summary = {
+            "source": describe(source, data_dir, dataset, hp.corruption_seed), "kind": source,
+            "paired": paired, "images": int(len(index)) if index is not None else 0,
+            "evaluated": names, "skipped": skipped, "mean": mean(list(each.values())),
+            "per_severity": {str(s): mean([v for k, v in each.items() if k.endswith(f"/{s}")])
+                             for s in SEVERITIES},
+            "per_corruption": {n: mean([v for k, v in each.items() if k.startswith(f"{n}/")])
+                               for n in names},
+            "each": each}
+        for part in ("per_severity", "per_corruption"):
+            for name, value in summary[part].items():
+                self.log(f"test/corruption/{part.removeprefix('per_')}/{name}", value,
+                         rank_zero_only=True)
+        return ({k: (ran, right) for k, (ran, right) in records.items()}, summary,
+                index.numpy() if index is not None else None)
+
+    def _predict_right(self, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """Whether the classifier gets each uint8 image right (clean inference, in batches)."""
+        batch = getattr(self.trainer.datamodule.hparams, "eval_batch_size", 500)
+        right = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch):
+                x = images[start:start + batch].to(self.device).float().div_(255)
+                y = labels[start:start + batch].to(self.device)
+                right.append((self(x).argmax(1) == y).cpu())
+        return torch.cat(right).numpy()
 
     @property
     def validation_history(self) -> list[dict[str, float]]:
@@ -271,7 +352,8 @@ class AdversarialEvaluator(pl.LightningModule):
         return ran, right
 
     def write_results(self, metrics: dict[str, float], subsets: dict[str, dict[str, float]],
-                      counts: dict[str, int], sanity: dict) -> None:
+                      counts: dict[str, int], sanity: dict, corruptions: dict | None = None
+                      ) -> None:
         hp = self.hparams
         for message in sanity["warnings"]:
             warnings.warn(f"sanity check: {message}", stacklevel=2)
@@ -299,6 +381,8 @@ class AdversarialEvaluator(pl.LightningModule):
             "versions": versions(),
             "git_commit": git_commit(),
         }
+        if corruptions is not None:
+            result["corruptions"] = corruptions
         pretraining = getattr(self.classifier, "pretraining", NOT_RECORDED)
         if pretraining != NOT_RECORDED:
             result["pretraining"] = pretraining

@@ -301,6 +301,16 @@ def epsilon(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a budget: write 8/255 or 0.0314")
 
 
+def count_or_all(text: str) -> int | None:
+    """'all' (every test image) or a count."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of images or all") from None
+
+
 def exported_settings(path: Path) -> dict:
     """What a `robust-ssl export --format state_dict` file says about building and feeding its
     model (constructor, its arguments, mean, std); {} for any other file."""
@@ -403,7 +413,16 @@ def parser() -> argparse.ArgumentParser:
                    help="survivors: that PGD attacks only the images clean and the normalised "
                    "FGSM left right (its number is their worst case); all: every image")
     e.add_argument("--pgd-steps", type=int, default=default["pgd_steps"])
-    e.add_argument("--autoattack-examples", type=int, default=default["autoattack_examples"])
+    e.add_argument("--autoattack-examples", type=count_or_all,
+                   default=default["autoattack_examples"], help="a number of test images, or "
+                   "all")
+    e.add_argument("--corruptions", nargs="*", default=[default["corruptions"]],
+                   metavar="NAME", help="all, none (the default) or names of CIFAR-10-C's 15 "
+                   "corruptions: clean accuracy under each at severities 1-5")
+    e.add_argument("--corruption-source", choices=("auto", "published", "generated"),
+                   default=default["corruption_source"], help="published: DATA_DIR/CIFAR-10-C; "
+                   "generated: the test images corrupted here (never mixed); auto: published "
+                   "where the files are")
     e.add_argument("--seed", type=int, default=0, help="the attacks' random starts")
     e.add_argument("--name", help="the run's name (default: the output's stem)")
     e.add_argument("--output", required=True, help="the result JSON")
@@ -434,6 +453,8 @@ def main(argv: list[str]) -> None:
             pgd_steps=args.pgd_steps, autoattack_examples=args.autoattack_examples,
             eps_space=args.eps_space, normalized_attacks=tuple(args.normalized_attacks),
             normalized_pgd_on=args.normalized_pgd_on,
+            corruptions=args.corruptions[0] if args.corruptions in (["all"], ["none"])
+            else args.corruptions, corruption_source=args.corruption_source,
             attack_seed=args.seed)
     shown = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["metrics"].items())
     print(f"{result['run']}: {shown}")

@@ -11,7 +11,9 @@ device, package versions and git commit.
 
 Beside it, `<name>.records.npz` keeps whether each test image survived each setting (one bit
 per image and setting, with the images' indices in the test split), so two cells evaluated on
-the same split compare image by image (report/claims.py).
+the same split compare image by image (report/claims.py). Corrupted images (`corruption/<name>/
+<severity>` keys) are a set of their own, with their own indices: the test split's when they
+are its images corrupted, the published set's otherwise (the JSON's `corruptions.paired`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import numpy as np
 from robust_ssl.plumbing.files import replace_atomically, write_text_atomically
 
 TABLE_EPS = 8 / 255  # the budget of every table and of the paper's FGSM columns
+CORRUPTION = "corruption/"  # keys of a corruption at a severity, corruption/fog/3, and their
+CORRUPTION_MEAN = "corruption/mean"  # mean over every corruption and severity evaluated
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "kornia", "pyautoattack",
             "robust-ssl")
 
@@ -107,6 +111,12 @@ class Result:
         return self.data.get("data_source")
 
     @property
+    def corruptions(self) -> dict | None:
+        """The corruption summary (source, paired, mean, per severity and corruption); None
+        where the evaluation ran none."""
+        return self.data.get("corruptions")
+
+    @property
     def pretraining_set(self) -> str | None:
         """The data set the classifier's encoder was pretrained on, as the encoder's export
         recorded it; None for a classifier without a pretrained encoder and for results
@@ -125,11 +135,19 @@ def read_result(path: str | os.PathLike) -> Result:
 @dataclass
 class PerImage:
     """Per test image (`test_index`: its index in the test split) and setting: whether the
-    setting ran on it and whether it stayed right."""
+    setting ran on it and whether it stayed right. Corruption settings are over the corrupted
+    images, `corruption_index` (see `index_of`)."""
 
     test_index: np.ndarray
     ran: dict[str, np.ndarray]
     right: dict[str, np.ndarray]
+    corruption_index: np.ndarray | None = None
+
+    def index_of(self, setting: str) -> np.ndarray:
+        """The indices of the images a setting's arrays are over."""
+        if setting.startswith(CORRUPTION) and self.corruption_index is not None:
+            return self.corruption_index
+        return self.test_index
 
 
 def records_path(result_path: str | os.PathLike) -> Path:
@@ -137,17 +155,34 @@ def records_path(result_path: str | os.PathLike) -> Path:
     return path.with_name(path.stem + ".records.npz")
 
 
-def write_records(result_path: str | os.PathLike, records: dict, test_index) -> Path:
-    """`records`: metric key -> (ran, right), boolean arrays over the test split."""
+def packed(records: dict, prefix: str) -> dict[str, np.ndarray]:
+    """One set's records as arrays: sorted keys, one bit per image and setting."""
     names = sorted(records)
     ran = np.stack([np.asarray(records[name][0], dtype=bool) for name in names])
     right = np.stack([np.asarray(records[name][1], dtype=bool) for name in names])
+    return {f"{prefix}keys": np.array(names), f"{prefix}size": np.int64(ran.shape[1]),
+            f"{prefix}ran": np.packbits(ran, axis=1), f"{prefix}right": np.packbits(right, axis=1)}
+
+
+def write_records(result_path: str | os.PathLike, records: dict, test_index,
+                  corruptions: dict | None = None, corruption_index=None) -> Path:
+    """`records`: metric key -> (ran, right), boolean arrays over the test split;
+    `corruptions` the same over the corrupted images, `corruption_index`."""
+    arrays = packed(records, "") | {"test_index": np.asarray(test_index, dtype=np.int64)}
+    if corruptions:
+        arrays |= packed(corruptions, "corruption_") | {
+            "corruption_index": np.asarray(corruption_index, dtype=np.int64)}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, keys=np.array(names), size=np.int64(ran.shape[1]),
-                        ran=np.packbits(ran, axis=1), right=np.packbits(right, axis=1),
-                        test_index=np.asarray(test_index, dtype=np.int64))
+    np.savez_compressed(buffer, **arrays)
     return replace_atomically(records_path(result_path),
                               lambda partial: partial.write_bytes(buffer.getvalue()))
+
+
+def unpacked(stored, prefix: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    size, names = int(stored[f"{prefix}size"]), [str(name) for name in stored[f"{prefix}keys"]]
+    ran = np.unpackbits(stored[f"{prefix}ran"], axis=1, count=size).astype(bool)
+    right = np.unpackbits(stored[f"{prefix}right"], axis=1, count=size).astype(bool)
+    return dict(zip(names, ran)), dict(zip(names, right))
 
 
 def read_records(result_path: str | os.PathLike) -> PerImage | None:
@@ -156,10 +191,12 @@ def read_records(result_path: str | os.PathLike) -> PerImage | None:
     if not path.is_file():
         return None
     with np.load(path) as stored:
-        size, names = int(stored["size"]), [str(name) for name in stored["keys"]]
-        ran = np.unpackbits(stored["ran"], axis=1, count=size).astype(bool)
-        right = np.unpackbits(stored["right"], axis=1, count=size).astype(bool)
-        return PerImage(stored["test_index"], dict(zip(names, ran)), dict(zip(names, right)))
+        ran, right = unpacked(stored, "")
+        index = None
+        if "corruption_keys" in stored:
+            more = unpacked(stored, "corruption_")
+            ran, right, index = ran | more[0], right | more[1], stored["corruption_index"]
+        return PerImage(stored["test_index"], ran, right, index)
 
 
 def versions() -> dict[str, str]:

@@ -48,7 +48,7 @@ def cut(config: dict, keeps_epochs: bool) -> dict:
     if config["model"]["class_path"].endswith("AdversarialEvaluator"):
         model.update(sweep_examples=SWEEP_IMAGES, pgd_steps=EVAL_PGD_STEPS,
                      large_eps_steps=EVAL_PGD_STEPS)
-        if model.get("autoattack_examples", 0):
+        if model.get("autoattack_examples", 0) != 0:  # None: every image
             model.update(autoattack_examples=AUTOATTACK_IMAGES,
                          autoattack_iterations=AUTOATTACK_ITERATIONS)
     return config
