@@ -35,9 +35,22 @@ def test_missing_damaged_and_foreign_files_are_clear_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="cannot read encoder file"):
         load_encoder(encoder, tmp_path / "junk.pt")
-    torch.save({"state_dict": encoder.state_dict()}, tmp_path / "lightning.ckpt")
-    with pytest.raises(CheckpointError, match="not a robust-ssl encoder export"):
-        load_encoder(encoder, tmp_path / "lightning.ckpt")
+    torch.save({"state_dict": {"tasks.0.head.weight": torch.zeros(2, 2)}}, tmp_path / "head.ckpt")
+    with pytest.raises(CheckpointError, match="in no layout this suite reads"):
+        load_encoder(encoder, tmp_path / "head.ckpt")
+
+
+def test_a_lightning_checkpoint_of_the_suite_reads_through_the_layouts(tmp_path):
+    """Not an export, but its encoder is in torchvision's names under `encoder.net.` with the
+    normalisation beside it: read as the same weights and statistics."""
+    torch.manual_seed(0)
+    trained = Encoder(stem="imagenet", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    state = {f"encoder.{k}": v for k, v in trained.state_dict().items()}
+    torch.save({"state_dict": state | {"tasks.0.head.weight": torch.zeros(2, 2)}},
+               tmp_path / "last.ckpt")
+    loaded = Encoder(stem="imagenet")
+    assert load_encoder(loaded, tmp_path / "last.ckpt")["prefix"] == "encoder.net."
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in loaded.state_dict().items())
 
 
 def test_an_encoder_of_another_backbone_stops_before_loading(tmp_path):

@@ -123,6 +123,7 @@ class FineTuner(pl.LightningModule):
         if encoder_path is not None:
             found = load_encoder(self.encoder, encoder_path)
             self.pretraining = {k: found.get(k) for k in ("pretext", "dataset", "epochs")}
+            self.pretraining |= {k: found[k] for k in ("layout", "source") if k in found}
         self.trains_on_features = False  # set by CacheFrozenFeatures
         dim = self.encoder.feature_dim
         self.feature_norm = (torch.nn.BatchNorm1d(dim, affine=False) if standardize_features
