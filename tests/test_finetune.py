@@ -243,3 +243,86 @@ def test_validation_history_records_pgd_accuracy_and_travels_in_the_checkpoint(i
     trainer.save_checkpoint(tmp_path / "classifier.ckpt")
     loaded = load_classifier(str(tmp_path / "classifier.ckpt"))
     assert loaded.validation_history == model.validation_history
+
+
+class Recorder:
+    """Wraps the training attack: records the model's mode while it attacks."""
+
+    def __init__(self, attack):
+        self.inner, self.modes = attack, []
+
+    def __call__(self, model, x, y):
+        self.modes.append(model.training)
+        return self.inner(model, x, y)
+
+
+def test_an_attack_in_eval_mode_leaves_batchnorm_to_the_losss_forward():
+    """attack_in_eval_mode (TRADES's reference code, the RobustSSL benchmark): the adversary's
+    passes use the running statistics and move none of them; the loss's forward is in
+    training mode, so the statistics move by its batches alone (TRADES: clean, then
+    adversarial, two passes)."""
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 3, 32, 32), torch.arange(8) % 10
+    runs = {}
+    for eval_mode in (False, True):
+        torch.manual_seed(1)
+        model = FineTuner(stem="imagenet", num_classes=10, freeze="full", adversarial=True,
+                          trades_beta=6.0, attack=TRADES(8 / 255, steps=2),
+                          attack_in_eval_mode=eval_mode)
+        model.log = lambda *args, **kwargs: None
+        model.training_attack = recorder = Recorder(model.training_attack)
+        reference = copy.deepcopy(model)
+        torch.manual_seed(2)
+        loss = model.training_step((x, y), 0)
+        runs[eval_mode] = (recorder.modes, model, reference, loss)
+    assert runs[True][0] == [False] and runs[False][0] == [True]
+    _, model, reference, loss = runs[True]
+    assert model.training  # back in training mode for the loss
+    torch.manual_seed(2)
+    reference.eval()
+    adversarial = reference.training_attack.inner(reference, x, y)
+    reference.train()
+    clean_logits, adversarial_logits = reference(x), reference(adversarial)  # two passes
+    expected, _ = trades_loss(clean_logits, adversarial_logits, y, 6.0)
+    torch.testing.assert_close(loss, expected)
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(buffer, dict(reference.named_buffers())[name])
+
+
+def test_the_step_schedule_decays_at_fractions_of_the_run(image_folder):
+    """lr_schedule: step, milestones 0.5 of a 2-epoch run: the second epoch's every step at
+    lr × lr_decay, the first's at lr (an epoch-wise MultiStepLR at epoch 1)."""
+    data_dir, _ = image_folder
+    seen = []
+
+    class Rates(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append((trainer.current_epoch, trainer.optimizers[0].param_groups[0]["lr"]))
+
+    model = FineTuner(stem="imagenet", freeze="linear", lr=0.2, lr_schedule="step",
+                      lr_milestones=(0.5,), lr_decay=0.1, nesterov=False)
+    fit(model, LabeledDataModule(data_dir=str(data_dir), batch_size=10, val_fraction=0.0),
+        max_epochs=2, callbacks=[Rates()])
+    assert {lr for epoch, lr in seen if epoch == 0} == {0.2}
+    assert {round(lr, 10) for epoch, lr in seen if epoch == 1} == {0.02}
+    optimizer = model.configure_optimizers()["optimizer"]
+    assert optimizer.param_groups[0]["nesterov"] is False
+    with pytest.raises(RobustSSLError, match="lr_milestones=\\[1.5\\]"):
+        FineTuner(stem="imagenet", freeze="linear", lr_schedule="step", lr_milestones=(1.5,),
+                  num_classes=3).configure_optimizers()
+
+
+def test_a_zero_head_and_an_augmented_probe_that_reencodes(image_folder):
+    """zero_init_head starts the prediction layer at zero (the benchmark's fc); a clean linear
+    probe whose datamodule augments cannot train on cached features."""
+    data_dir, _ = image_folder
+    model = FineTuner(stem="imagenet", freeze="linear", zero_init_head=True,
+                      standardize_features=False, num_classes=3)
+    assert not model.classifier.weight.any() and not model.classifier.bias.any()
+    fit(model, LabeledDataModule(data_dir=str(data_dir), batch_size=16, augment=True,
+                                 val_fraction=0.0))
+    assert not model.trains_on_features and model.classifier.weight.any()
+    cached = FineTuner(stem="imagenet", freeze="linear", num_classes=3)
+    fit(cached, LabeledDataModule(data_dir=str(data_dir), batch_size=16, augment=False,
+                                  val_fraction=0.0))
+    assert cached.trains_on_features

@@ -71,7 +71,18 @@ class FineTuner(pl.LightningModule):
     evaluation the fixed statistics fold into the linear layer, so it stays a linear classifier.
 
     A linear probe without adversarial examples sees the same features every epoch, so they
-    are computed once (`cache_features`) and the prediction layer trains on them directly.
+    are computed once (`cache_features`) and the prediction layer trains on them directly;
+    not when the datamodule augments its training images (then every epoch's differ).
+
+    attack_in_eval_mode: the training attack sees the model in eval mode (BatchNorm with its
+    running statistics, and none of them updated by the attack's passes), as TRADES's
+    reference code and the RobustSSL benchmark make their examples; the loss's forward is in
+    training mode either way. Default off: Madry et al.'s PGD training attacks in training mode.
+
+    Optimiser: SGD with `momentum` (Nesterov's unless `nesterov` is off) or AdamW, stepped per
+    batch by `lr_schedule`: "cosine" anneals to zero; "step" multiplies the rate by `lr_decay`
+    at each of `lr_milestones`, fractions of the run (0.4, 0.8 = epochs 10 and 20 of 25).
+    `zero_init_head`: the prediction layer starts at zero, as the RobustSSL benchmark's.
 
     num_classes: None reads it from the datamodule at setup (and records it in the
     hyperparameters, so a checkpoint rebuilds the same head); a number must match the data.
@@ -96,6 +107,12 @@ class FineTuner(pl.LightningModule):
         cache_features: bool = True,
         standardize_features: bool = True,
         val_pgd_examples: int = 256,
+        nesterov: bool = True,
+        lr_schedule: Literal["cosine", "step"] = "cosine",
+        lr_milestones: tuple[float, ...] = (0.4, 0.8),
+        lr_decay: float = 0.1,
+        attack_in_eval_mode: bool = False,
+        zero_init_head: bool = False,
     ):
         super().__init__()
         if freeze not in ("linear", "partial", "full"):
@@ -141,6 +158,9 @@ class FineTuner(pl.LightningModule):
         if num_classes < 2:
             raise RobustSSLError(f"num_classes={num_classes}: a classifier needs at least two")
         self.classifier = torch.nn.Linear(self.encoder.feature_dim, num_classes)
+        if self.hparams.zero_init_head:
+            torch.nn.init.zeros_(self.classifier.weight)
+            torch.nn.init.zeros_(self.classifier.bias)
 
     def _frozen_modules(self) -> list[torch.nn.Module]:
         stages = self.encoder.stages
@@ -189,8 +209,21 @@ class FineTuner(pl.LightningModule):
         self.val_pgd_acc = MulticlassAccuracy(self.hparams.num_classes, average="micro")
 
     def configure_callbacks(self):
-        """A clean linear probe trains on features computed once (CacheFrozenFeatures)."""
-        return [CacheFrozenFeatures()] if self.caches_features else []
+        """A clean linear probe trains on features computed once (CacheFrozenFeatures),
+        unless its training images are augmented."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        augments = getattr(getattr(datamodule, "hparams", None), "augment", False)
+        return [CacheFrozenFeatures()] if self.caches_features and not augments else []
+
+    def attack(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training attack's examples, made in eval mode if `attack_in_eval_mode`."""
+        if not self.hparams.attack_in_eval_mode or not self.training:
+            return self.training_attack(self, inputs, labels)
+        self.eval()
+        try:
+            return self.training_attack(self, inputs, labels)
+        finally:
+            self.train()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
@@ -199,10 +232,10 @@ class FineTuner(pl.LightningModule):
         elif not self.hparams.adversarial:
             loss = F.cross_entropy(self(inputs), labels)
         else:
-            adversarial = self.training_attack(self, inputs, labels)
-            if self.hparams.trades_beta is not None:
-                loss, loss_adv = trades_loss(*self(torch.cat([inputs, adversarial])).chunk(2),
-                                             labels, self.hparams.trades_beta)
+            adversarial = self.attack(inputs, labels)
+            if self.hparams.trades_beta is not None:  # two passes, as TRADES's reference code
+                loss, loss_adv = trades_loss(self(inputs), self(adversarial), labels,
+                                             self.hparams.trades_beta)
             elif self.hparams.adv_weight == 1.0:  # adversarial examples alone (Madry et al.):
                 loss = loss_adv = F.cross_entropy(self(adversarial), labels)  # BatchNorm sees
             else:                                                   # no clean batch
@@ -253,8 +286,9 @@ class FineTuner(pl.LightningModule):
             self.pretraining = NOT_RECORDED
 
     def configure_optimizers(self):
-        """SGD with Nesterov momentum (or AdamW) over the trainable parameters, cosine-annealed
-        to zero."""
+        """SGD (Nesterov momentum unless `nesterov` is off) or AdamW over the trainable
+        parameters, on `lr_schedule` (see the class)."""
         hp = self.hparams
         return optimizer_and_schedule(self, hp.optimizer, hp.lr, hp.weight_decay, hp.momentum,
-                                      nesterov=True, schedule="cosine")
+                                      nesterov=hp.nesterov, schedule=hp.lr_schedule,
+                                      milestones=hp.lr_milestones, decay=hp.lr_decay)
