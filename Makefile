@@ -9,7 +9,7 @@ INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-all clean-venv table1 table2 table3 curve claims check-data
+.PHONY: install test test-all clean-venv table1 table2 table3 curve claims robustssl check-data
 
 install: $(VENV)/.installed
 
@@ -74,11 +74,16 @@ PROJECTION ?= 1
 # (empty: the profile's, robust_ssl/grid.py); more epochs continue the existing run
 CURVE_EPOCHS ?=
 SUPERVISED_EPOCHS ?=
+# `make robustssl`: encoder files of other codebases, "name=path[,key=value...] ..." (keys:
+# backbone, stem, branch, normalize, prefix; robust_ssl/models/layouts.py), and this suite's
+# pretext tasks whose encoders run beside them (empty: none)
+ENCODERS ?=
+OURS ?= simclr adv_simclr
 export WANDB
 
 # Bad variables stop here, before anything is written. Make splits file names at spaces, so
 # paths that become targets (RESULTS, PRETRAIN_DATA) may not have any; DATA_DIR is quoted.
-ifneq ($(filter table1 table2 table3 curve claims check-data,$(MAKECMDGOALS)),)
+ifneq ($(filter table1 table2 table3 curve claims robustssl check-data,$(MAKECMDGOALS)),)
 ifeq ($(filter $(PROFILE),paper quick smoke),)
 $(error PROFILE=$(PROFILE) is unknown: choose paper, quick or smoke)
 endif

@@ -32,8 +32,11 @@ EXECUTOR_ARGS = --executor $(EXECUTOR) $(if $(filter 1,$(DRY_RUN)),--dry-run) \
 BUDGET_ARGS = $(if $(filter curve,$@),$(if $(strip $(CURVE_EPOCHS)),--epochs $(CURVE_EPOCHS)) \
     $(if $(strip $(SUPERVISED_EPOCHS)),--supervised-epochs $(SUPERVISED_EPOCHS)))
 
+# the RobustSSL table's rows (robustssl only)
+ROW_ARGS = $(if $(filter robustssl,$@),--encoders $(ENCODERS) --ours $(OURS))
+
 REPORT_ARGS = --results '$(OUT)' --profile $(PROFILE) --pretrain-data '$(PRETRAIN_DATA)' \
-    --seeds $(SEEDS) $(BUDGET_ARGS) $(if $(filter 1,$(REHEARSE)),--rehearse)
+    --seeds $(SEEDS) $(BUDGET_ARGS) $(ROW_ARGS) $(if $(filter 1,$(REHEARSE)),--rehearse)
 
 # after a rehearsal: the real run's projected cost on this device, from its measured step rates
 PROJECT = $(and $(filter 1,$(REHEARSE)),$(filter 1,$(PROJECTION)),$(filter paper quick,$(PROFILE)),$(filter-out 1,$(DRY_RUN)))
@@ -41,8 +44,8 @@ BUDGET_CALL = $(PY) benchmarks/budget.py --profile $(PROFILE) --steps 2 \
     --devices 1 $(if $(GPU),$(shell nvidia-smi -L 2>/dev/null | grep -c ^GPU),--batch 16) \
     $(if $(filter paper,$(PROFILE)),--autoattack 1)
 
-table1 table2 table3 curve: | $(INSTALLED) check-data
-	$(PY) -m robust_ssl.runs.grid $@ $(GRID_ARGS) $(BUDGET_ARGS)
+table1 table2 table3 curve robustssl: | $(INSTALLED) check-data
+	$(PY) -m robust_ssl.runs.grid $@ $(GRID_ARGS) $(BUDGET_ARGS) $(ROW_ARGS)
 	$(if $(filter 1,$(DRY_RUN)),@echo "DRY_RUN=1: nothing ran so there is no report",$(PY) -m robust_ssl.report $@ $(REPORT_ARGS))
 	$(if $(PROJECT),@echo "rehearsal done; what the real $(PROFILE) run would cost here:" && $(BUDGET_CALL))
 

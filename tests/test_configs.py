@@ -11,6 +11,7 @@ import pytest
 import torch
 from pytorch_lightning.cli import LightningCLI
 
+from robust_ssl.errors import RobustSSLError
 from robust_ssl.runs import configs
 from robust_ssl.finetune import FineTuner
 from robust_ssl.models.backbone import Encoder
@@ -56,11 +57,40 @@ def test_each_profile_builds_and_matches_lightningclis_merge(profile, stage, inp
                                                              monkeypatch):
     """LightningCLI builds the model, data and trainer from base + delta (so every
     constructor check runs), and they carry the values of run.py's merged config."""
+    builds_as_merged(profile, stage, (), inputs, tmp_path, monkeypatch)
+
+
+PROTOCOL_PARTS = [(f"robustssl/{part}", "evaluate" if part == "evaluate" else "finetune")
+                  for part in ("slf", "alf", "aff", "evaluate")]
+
+
+@pytest.mark.parametrize("profile", configs.profiles())
+@pytest.mark.parametrize("layer, stage", PROTOCOL_PARTS)
+def test_each_protocol_part_builds_between_the_base_and_the_profile(profile, layer, stage,
+                                                                    inputs, tmp_path, monkeypatch):
+    """The RobustSSL protocol's YAMLs as a layer: base, protocol, profile, as LightningCLI
+    merges three --config files."""
+    files = configs.config_files(profile, stage, (layer,))
+    assert files[1] == ROOT / "experiments/protocols" / f"{layer}.yaml"
+    assert len(files) == (2 if profile == "paper" else 3)
+    builds_as_merged(profile, stage, (layer,), inputs, tmp_path, monkeypatch)
+
+
+def test_protocols_are_no_profile_and_an_unknown_layer_is_named():
+    assert "protocols" not in configs.profiles()
+    with pytest.raises(RobustSSLError, match="protocol layer 'robustssl/saf' unknown.*robustssl/slf"):
+        configs.load("quick", "finetune", ("robustssl/saf",))
+    alf = configs.load("quick", "finetune", ("robustssl/alf",))["model"]["init_args"]
+    assert alf["attack"]["class_path"] == "robust_ssl.attacks.PGD" and alf["lr"] == 0.01
+    assert alf["stem"] == "imagenet"  # the profile's delta over the protocol
+
+
+def builds_as_merged(profile, stage, layers, inputs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["robust-ssl"])  # pytest's own arguments are not ours
-    files = configs.config_files(profile, stage)
+    files = configs.config_files(profile, stage, layers)
     args = [part for path in files for part in ("--config", str(path))]
-    merged = configs.load(profile, stage)
+    merged = configs.load(profile, stage, layers)
     if stage == "finetune":
         stem = merged["model"]["init_args"]["stem"]
         args += ["--model.init_args.encoder_path", str(inputs["encoders"][stem])]
@@ -93,7 +123,7 @@ def test_delta_merge_follows_jsonargparse_rules():
 
 
 def test_no_config_names_an_output_path():
-    for path in (ROOT / "experiments").glob("*/*.yaml"):
+    for path in (ROOT / "experiments").rglob("*.yaml"):
         text = path.read_text()
         for key in ("dirpath:", "save_dir:", "output:", "logger:"):
             assert key not in text, f"{path}: {key} (outputs are routed by run.py)"

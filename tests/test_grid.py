@@ -174,3 +174,67 @@ def test_a_rehearsal_cuts_batches_not_configs():
     args = grid.parser().parse_args(["curve", "--profile", "paper", "--results", "r",
                                      "--rehearse"])
     assert grid.epochs_of(args) == ((1, 2, 3, 4, 5, 6, 7, 8), (1, 2, 3, 4, 5, 6, 7, 8))
+
+
+def acl_file(path: Path) -> Path:
+    path.write_bytes(b"an encoder file")  # the grid checks it exists; the import reads it
+    return path
+
+
+def test_the_robustssl_table_runs_three_policies_per_encoder_under_the_protocol(tmp_path):
+    """Imported encoders once whatever the seeds, this suite's pretraining cells shared with
+    Tables 1 and 3, each encoder under SLF, ALF and AFF with the protocol's layers."""
+    external = grid.parse_encoder(f"acl={acl_file(tmp_path / 'ACL.pt')},branch=clean")
+    cells = grid.cells_of("robustssl", "cifar10", (0, 1), profile="quick", encoders=(external,))
+    names = {c.name: c for c in cells}
+    assert [c.name for c in cells if c.stage == "import"] == ["external-acl"]
+    assert names["external-acl"].source == str(tmp_path / "ACL.pt")
+    assert names["external-acl"].overrides == ("branch=clean",)
+    ours = {c.name for c in cells if c.stage == "pretrain"}
+    shared = {c.name for c in grid.cells_of("table1", "cifar10", (0, 1))} | {
+        c.name for c in grid.cells_of("table3", "cifar10", (0, 1))}
+    assert ours == {f"{t}-cifar10-s{s}" for t in ("simclr", "adv_simclr") for s in (0, 1)} <= shared
+    evaluated = [c for c in cells if c.evaluated]
+    assert {(c.row, c.column, c.seed) for c in evaluated} == {
+        (row, policy, seed) for row in ("simclr", "adv_simclr", "acl")
+        for policy in ("SLF", "ALF", "AFF") for seed in (0, 1)}
+    alf = names["external-acl-robustssl-alf-s1"]
+    assert alf.encoder == "external-acl" and alf.layers == ("robustssl/alf",)
+    assert alf.evaluate_layers == ("robustssl/evaluate",)
+    assert {"model.backbone=resnet18", "model.stem=cifar", "trainer.max_epochs=1"} <= set(alf.overrides)
+    slf = names["simclr-cifar10-robustssl-slf-s0"]
+    assert slf.encoder == "simclr-cifar10-s0" and slf.overrides == ()  # quick's own 4 epochs
+    assert grid.cells_of("robustssl", "cifar10", (0,), profile="quick", ours=()) == []
+    only = grid.cells_of("robustssl", "cifar10", (0,), encoders=(external,), ours=())
+    assert {c.row for c in only} == {"acl"}
+
+
+def test_a_robustssl_cells_command_names_its_protocol_layers_and_an_import_its_file(tmp_path):
+    args = argparse.Namespace(profile="paper", results=str(tmp_path / "r"), data_dir="d",
+                              pretrain_data="cifar10", resize=False, restart=False, wandb="off")
+    external = grid.parse_encoder(f"deacl={acl_file(tmp_path / 'DeACL.ckpt')},normalize=cifar10")
+    cells = {c.name: c for c in grid.cells_of("robustssl", "cifar10", (0,), encoders=(external,))}
+    text = " ".join(grid.command(cells["external-deacl-robustssl-aff-s0"], args, "robustssl"))
+    assert "--layer robustssl/aff" in text and "--evaluate-layer robustssl/evaluate" in text
+    assert f"--set model.encoder_path={tmp_path}/r/external-deacl/encoder.pt" in text
+    imported = grid.command(cells["external-deacl"], args, "robustssl")
+    assert imported[3:5] == ["import", "--profile"] and "--set" not in imported
+    assert imported[-4:] == ["--source", str(tmp_path / "DeACL.ckpt"), "--option",
+                             "normalize=cifar10"]
+
+
+def test_bad_encoder_entries_are_one_clear_error_each(tmp_path):
+    import pytest
+
+    from robust_ssl.errors import RobustSSLError
+
+    good = acl_file(tmp_path / "a.pt")
+    for text, match in (("acl", "not name=path"), (f"a b={good}", "ENCODERS name 'a b'"),
+                        (f"simclr={good}", "none of this suite's encoders"),
+                        (f"acl={good},colour=red", "option 'colour=red'"),
+                        (f"acl={tmp_path / 'none.pt'}", "does not exist")):
+        with pytest.raises(RobustSSLError, match=match):
+            grid.parse_encoder(text)
+    twice = grid.parse_encoder(f"acl={good}")
+    with pytest.raises(RobustSSLError, match="names an encoder twice"):
+        grid.cells_of("robustssl", "cifar10", (0,), encoders=(twice, twice))

@@ -281,3 +281,42 @@ def test_a_finished_tree_moved_with_its_data_elsewhere_is_up_to_date(image_folde
     with pytest.raises(SystemExit):
         run_cell(moved, moved_data)
     assert "data.identity" in capsys.readouterr().err
+
+
+def test_an_import_cell_converts_once_and_refuses_another_file(tmp_path, capsys):
+    """`run import`: the file of another codebase becomes the cell's encoder.pt; the same
+    file again (even moved, with the cell's tree) is up to date; another file in the same
+    cell is refused until --restart."""
+    from tests.test_layouts import acl_keys, torchvision_weights
+
+    source = tmp_path / "enc" / "DynACL.pt"
+    source.parent.mkdir()
+    torch.save({"state_dict": acl_keys(torchvision_weights(), 2, 1)}, source)
+    cell = tmp_path / "results" / "external-dynacl"
+
+    def imported(file, folder, *extra):
+        argv = ["import", "--profile", "quick", "--run-dir", str(folder), "--source", str(file),
+                "--option", "branch=adversarial", *extra]
+        run.main(argv)
+        return argv, capsys.readouterr().out
+
+    argv, out = imported(source, cell)
+    assert "layout acl" in out and "adversarial ('pgd')" in out
+    assert torch.load(cell / "encoder.pt", weights_only=True)["metadata"]["source"] == "DynACL.pt"
+    assert run.finished(argv)
+    record = json.loads((cell / "import.fingerprint.json").read_text())
+    assert record["source"] == "DynACL.pt" and "sha256(source)" in record
+    assert "is up to date" in imported(source, cell)[1]
+    moved_source, moved = tmp_path / "elsewhere" / "DynACL.pt", tmp_path / "moved" / "external-dynacl"
+    shutil.copytree(source.parent, moved_source.parent)
+    shutil.copytree(cell.parent, moved.parent)
+    assert "is up to date" in imported(moved_source, moved)[1]
+    torch.save({"state_dict": acl_keys(torchvision_weights(seed=1), 2, 1)}, source)
+    assert not run.finished(argv)
+    with pytest.raises(SystemExit):
+        imported(source, cell)
+    assert "sha256(source)" in capsys.readouterr().err
+    assert "layout acl" in imported(source, cell, "--restart")[1]
+    with pytest.raises(SystemExit):
+        imported(source, cell, "--option", "colour=red")
+    assert "--option 'colour=red'" in capsys.readouterr().err

@@ -7,6 +7,10 @@ runs what `python -m robust_ssl.runs.run pretrain --profile quick` runs: mapping
 a subclass's `init_args` merge while its `class_path` stays the same, and lists (callbacks,
 tasks) are replaced whole. The YAMLs name no output paths: run.py routes them, recognising
 callbacks by their class, however the class path is spelled.
+
+A protocol (experiments/protocols/<name>/<part>.yaml, e.g. the RobustSSL benchmark's) is a
+layer between the base and the profile's delta: the protocol's settings over the paper's, and
+the profile's cuts (epochs, test images, device) over both.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from robust_ssl.errors import RobustSSLError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 BASE = EXPERIMENTS / "base"
+PROTOCOLS = EXPERIMENTS / "protocols"
 NOT_PRETEXT = {"finetune", "supervised", "evaluate"}
 # an attack's budget: swapping FGSM for PGD by an override keeps the ε the config gave
 KEPT_ACROSS_CLASSES = ("eps",)
@@ -31,7 +36,7 @@ CALLBACK_MODULES = ("pytorch_lightning.callbacks", "robust_ssl.pretrain")
 def profiles() -> list[str]:
     """`paper` is the base alone; every other folder of experiments/ is a delta."""
     return ["paper"] + sorted(p.name for p in EXPERIMENTS.iterdir()
-                              if p.is_dir() and p.name != "base")
+                              if p.is_dir() and p.name not in ("base", PROTOCOLS.name))
 
 
 def pretext_tasks() -> list[str]:
@@ -39,18 +44,28 @@ def pretext_tasks() -> list[str]:
     return sorted(p.stem for p in BASE.glob("*.yaml") if p.stem not in NOT_PRETEXT)
 
 
-def config_files(profile: str, name: str) -> list[Path]:
-    """The YAMLs of one stage (or pretext task) in a profile, base first."""
+def config_files(profile: str, name: str, layers: tuple[str, ...] = ()) -> list[Path]:
+    """The YAMLs of one stage (or pretext task) in a profile, base first, then `layers`
+    (protocol parts, "robustssl/alf" = experiments/protocols/robustssl/alf.yaml), then the
+    profile's delta."""
     if profile not in profiles():
         raise RobustSSLError(f"profile {profile!r} unknown: choose one of {', '.join(profiles())}")
-    files = [BASE / f"{name}.yaml"]
+    files = [BASE / f"{name}.yaml"] + [protocol_file(layer) for layer in layers]
     delta = EXPERIMENTS / profile / f"{name}.yaml"
     return files + ([delta] if profile != "paper" and delta.is_file() else [])
 
 
-def load(profile: str, name: str) -> dict:
+def protocol_file(layer: str) -> Path:
+    path = PROTOCOLS / f"{layer}.yaml"
+    if not path.is_file():
+        known = sorted(str(p.relative_to(PROTOCOLS).with_suffix("")) for p in PROTOCOLS.rglob("*.yaml"))
+        raise RobustSSLError(f"protocol layer {layer!r} unknown: choose one of {', '.join(known)}")
+    return path
+
+
+def load(profile: str, name: str, layers: tuple[str, ...] = ()) -> dict:
     config: dict = {}
-    for path in config_files(profile, name):
+    for path in config_files(profile, name, layers):
         config = merged(config, yaml.safe_load(path.read_text()) or {})
     return config
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,10 +58,13 @@ class Cell:
     column: str | None = None
     continues: str | None = None  # a pretraining cell whose last checkpoint this one trains on
     evaluate_overrides: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()  # a protocol's configs over the base (configs.py)
+    evaluate_layers: tuple[str, ...] = ()
+    source: str | None = None  # import: the encoder file of another codebase
 
     @property
     def evaluated(self) -> bool:
-        return self.stage != "pretrain"
+        return self.stage not in ("pretrain", "import")
 
 
 def pretrain_name(pretrain_data: str) -> str:
@@ -195,19 +199,107 @@ def table3(pretrain: str, seeds: tuple[int, ...], profile: str) -> list[Cell]:
     return cells
 
 
-TABLES = {"table1": table1, "table2": table2, "table3": table3, "curve": curve}
+# The RobustSSL benchmark's yardstick (GodXuxilie/RobustSSL_Benchmark): SLF, ALF and AFF as
+# its scripts run them, experiments/protocols/robustssl/<policy>.yaml over finetune.yaml, then
+# the profile's delta; evaluated by its evaluate.yaml (PGD-20, AutoAttack, corruptions). Rows:
+# encoder files of other codebases (imported, models/layouts.py) and, by default, this suite's
+# SimCLR and adversarial SimCLR encoders of the profile (Table 1's and Table 3's pretraining).
+ROBUSTSSL_POLICIES = ("SLF", "ALF", "AFF")
+ROBUSTSSL_OURS = ("simclr", "adv_simclr")
+# the protocol's cuts beyond the profile's fine-tuning delta (which cuts every policy's 25
+# epochs to its own, 4 in quick): in quick, ALF's PGD-10 and AFF's TRADES-10 epochs on a CPU
+# to one; in smoke (code paths only) their attacks to two steps
+ROBUSTSSL_BUDGET = {"quick": {policy: ("trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1")
+                              for policy in ("ALF", "AFF")},
+                    "smoke": {policy: ("model.attack.steps=2",) for policy in ("ALF", "AFF")}}
+ENCODER_OPTIONS = ("backbone", "stem", "branch", "normalize", "prefix")
+
+
+@dataclass(frozen=True)
+class External:
+    """An encoder file of another codebase, as ENCODERS names it: `name=path[,key=value...]`
+    (keys: ENCODER_OPTIONS, runs/run.py's import options)."""
+
+    name: str
+    path: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, key: str, default: str) -> str:
+        return dict(self.options).get(key, default)
+
+
+def parse_encoder(text: str) -> External:
+    """'acl=ckpt/ACL.pt,branch=clean' -> External; one clear error for anything else."""
+    name, sep, rest = text.partition("=")
+    path, *options = rest.split(",")
+    if not sep or not name or not path:
+        raise RobustSSLError(f"ENCODERS entry {text!r} is not name=path[,key=value...]: write "
+                             "e.g. ENCODERS=\"acl=checkpoints/ACL_DS.pt\"")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in ROBUSTSSL_OURS:
+        raise RobustSSLError(f"ENCODERS name {name!r}: use letters, digits, '_', '.', '-' (a "
+                             "cell directory is named after it), and none of this suite's "
+                             f"encoders ({', '.join(ROBUSTSSL_OURS)})")
+    pairs = []
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or key not in ENCODER_OPTIONS:
+            raise RobustSSLError(f"ENCODERS option {option!r} of {name}: expected key=value "
+                                 f"with key one of {', '.join(ENCODER_OPTIONS)}")
+        pairs.append((key, value))
+    if not Path(path).is_file():
+        raise RobustSSLError(f"ENCODERS: the file of {name}, '{path}', does not exist")
+    return External(name, str(Path(path).resolve()), tuple(pairs))
+
+
+def robustssl(pretrain: str, seeds: tuple[int, ...], profile: str,
+              encoders: tuple[External, ...] = (), ours: tuple[str, ...] = ROBUSTSSL_OURS
+              ) -> list[Cell]:
+    """Each encoder under SLF, ALF and AFF as the RobustSSL benchmark runs them: the imported
+    files (one import cell each, whatever the seeds) and this suite's pretraining cells (the
+    same as Table 1's and Table 3's, reused); row = encoder, column = policy."""
+    names = [e.name for e in encoders]
+    if len(set(names)) != len(names):
+        raise RobustSSLError(f"ENCODERS names an encoder twice: {', '.join(names)}")
+    cells = [Cell(f"external-{e.name}", "import", 0, row=e.name, source=e.path,
+                  overrides=tuple(f"{key}={value}" for key, value in e.options))
+             for e in encoders]
+    budget = ROBUSTSSL_BUDGET.get(profile, {})
+    for seed in seeds:
+        rows = [(task, f"{task}-{pretrain}", pretraining(task, pretrain, seed).name, ())
+                for task in ours]
+        rows += [(e.name, f"external-{e.name}", f"external-{e.name}",
+                  (f"model.backbone={e.option('backbone', 'resnet18')}",
+                   f"model.stem={e.option('stem', 'cifar')}")) for e in encoders]
+        for task in ours:
+            cells.append(pretraining(task, pretrain, seed))
+        for row, base, encoder, architecture in rows:
+            for policy in ROBUSTSSL_POLICIES:
+                cells.append(Cell(f"{base}-robustssl-{policy.lower()}-s{seed}", "finetune", seed,
+                                  overrides=architecture + budget.get(policy, ()),
+                                  encoder=encoder, row=row, column=policy,
+                                  layers=(f"robustssl/{policy.lower()}",),
+                                  evaluate_layers=("robustssl/evaluate",)))
+    return cells
+
+
+TABLES = {"table1": table1, "table2": table2, "table3": table3, "curve": curve,
+          "robustssl": robustssl}
 
 
 def cells_of(table: str, pretrain_data: str, seeds: tuple[int, ...],
              epochs: tuple[int, ...] = (), supervised_epochs: tuple[int, ...] = (),
-             profile: str = "paper") -> list[Cell]:
+             profile: str = "paper", encoders: tuple[External, ...] = (),
+             ours: tuple[str, ...] = ROBUSTSSL_OURS) -> list[Cell]:
     """A table's cells; `epochs` and `supervised_epochs` are the curve's budgets, `profile`
-    sets Table 3's AFF budget."""
+    sets Table 3's AFF budget and the RobustSSL protocol's cuts, `encoders` and `ours` that
+    table's rows."""
     pretrain = pretrain_name(pretrain_data)
     if table == "curve":
         return curve(pretrain, tuple(seeds), budgets(epochs), budgets(supervised_epochs))
     if table == "table3":
         return table3(pretrain, tuple(seeds), profile)
+    if table == "robustssl":
+        return robustssl(pretrain, tuple(seeds), profile, tuple(encoders), tuple(ours))
     return TABLES[table](pretrain, tuple(seeds))
 
 
@@ -223,7 +315,13 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
     call = [sys.executable, "-m", "robust_ssl.runs.run", cell.stage, "--profile", args.profile,
             "--data-dir", args.data_dir, "--run-dir", str(results / cell.name),
             "--group", f"{table}-{args.profile}", "--seed", str(cell.seed)]
+    if cell.stage == "import":
+        call = [sys.executable, "-m", "robust_ssl.runs.run", "import", "--profile",
+                args.profile, "--run-dir", str(results / cell.name), "--source", cell.source]
+        call += [part for option in cell.overrides for part in ("--option", option)]
+        return call + (["--restart"] if args.restart else [])
     sets = list(data_sets) + list(cell.overrides)
+    call += [part for layer in cell.layers for part in ("--layer", layer)]
     if cell.stage == "pretrain":
         call += ["--task", cell.task]
         sets.append(f"data.dataset={args.pretrain_data}")
@@ -233,6 +331,7 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
         call += ["--continue-from", str(results / cell.continues / "checkpoints" / "last.ckpt")]
     if cell.evaluated:
         call += ["--evaluate-output", str(results / f"{cell.name}.json")]
+        call += [part for layer in cell.evaluate_layers for part in ("--evaluate-layer", layer)]
         call += [part for item in data_sets + list(cell.evaluate_overrides)
                  for part in ("--evaluate-set", item)]
     call += [part for item in sets for part in ("--set", item)]
@@ -254,7 +353,7 @@ def run_table(args: argparse.Namespace) -> int:
     process of its own, launch.py, or a SLURM job, slurm.py); 1 if any cell failed, after the
     summary."""
     cells = cells_of(args.table, args.pretrain_data, seeds_of(args), *epochs_of(args),
-                     profile=args.profile)
+                     profile=args.profile, **rows_of(args))
     if args.executor == "slurm":
         from robust_ssl.runs import slurm
 
@@ -315,6 +414,22 @@ def jobs_of(cells: list[Cell], args: argparse.Namespace) -> list:
             raise ValueError(f"{cell.name} needs {needs(cell) - names}, which the table lacks")
     return [Job(cell.name, command(cell, args, args.table), needs(cell),
                 Path(args.results) / cell.name) for cell in cells]
+
+
+def rows_of(args: argparse.Namespace) -> dict:
+    """The RobustSSL table's rows from --encoders and --ours (empty for the other tables)."""
+    ours = getattr(args, "ours", None)
+    return {"encoders": tuple(parse_encoder(text) for text in getattr(args, "encoders", None) or ()),
+            "ours": ROBUSTSSL_OURS if ours is None else tuple(ours)}
+
+
+def add_row_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoders", nargs="*", metavar="NAME=PATH[,KEY=VALUE]",
+                   help="robustssl: encoder files of other codebases (ENCODERS=... for make); "
+                   f"keys {', '.join(ENCODER_OPTIONS)}")
+    p.add_argument("--ours", nargs="*", metavar="TASK",
+                   help="robustssl: this suite's encoders beside them (default: "
+                   f"{' '.join(ROBUSTSSL_OURS)}; none: give the flag alone)")
 
 
 def seeds_of(args: argparse.Namespace) -> tuple[int, ...]:
@@ -389,6 +504,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=non_negative, nargs="*",
                    help="default: 0 1 2 for the paper profile, 0 otherwise")
     add_budget_arguments(p)
+    add_row_arguments(p)
     p.add_argument("--resize", action="store_true")
     p.add_argument("--restart", action="store_true")
     p.add_argument("--rehearse", action="store_true", help="every cell cut to a couple of "

@@ -14,6 +14,10 @@ under the same config: a run directory holds the results of one config (see rund
     python -m robust_ssl.runs.run finetune  --profile quick --run-dir R --set data.fraction=0.1 \
         [--evaluate-output R.json]
     python -m robust_ssl.runs.run evaluate  --profile quick --run-dir R --output R.json
+    python -m robust_ssl.runs.run finetune  --profile quick --run-dir R --layer robustssl/alf \
+        --evaluate-layer robustssl/evaluate --evaluate-output R.json   # under a protocol
+    python -m robust_ssl.runs.run import    --profile quick --run-dir R --source ACL.pt \
+        [--option branch=adversarial --option normalize=file --option backbone=resnet18 ...]
     python -m robust_ssl.runs.run check-data --data-dir D --labeled cifar10 --pretrain cifar100 [--download]
 """
 
@@ -44,11 +48,19 @@ STAGES = {"pretrain": ("<task>", "fit"), "finetune": ("finetune", "fit"),
 FINAL_CLASSIFIER = "classifier.ckpt"
 
 
-def base_config(profile: str, stage: str, task: str = "simclr") -> dict:
-    """The stage's config in a profile: experiments/base/<stage>.yaml under the profile's delta."""
+IMPORT_OPTIONS = {"backbone": "resnet18", "stem": "cifar", "branch": "adversarial",
+                  "normalize": "file", "prefix": None}  # an import's options, their defaults
+IMPORT_RECORD = "import.fingerprint.json"
+
+
+def base_config(profile: str, stage: str, task: str = "simclr", layers: tuple[str, ...] = ()
+                ) -> dict:
+    """The stage's config in a profile: experiments/base/<stage>.yaml, then `layers` (a
+    protocol's parts, configs.py), under the profile's delta."""
     if stage == "pretrain" and task not in pretext_tasks():
         raise RobustSSLError(f"unknown task {task!r}: choose one of {', '.join(pretext_tasks())}")
-    return configs.load(profile, task if stage == "pretrain" else STAGES[stage][0])
+    return configs.load(profile, task if stage == "pretrain" else STAGES[stage][0],
+                        tuple(layers or ()))
 
 
 def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode: str,
@@ -94,7 +106,8 @@ def resolve(args: argparse.Namespace, run_dir: Path) -> dict:
     """The stage's YAML with the run's overrides and its outputs routed into `run_dir`.
     Everything a user can get wrong here is checked before anything is written."""
     mode = wandb_mode(args.wandb)
-    config = base_config(args.profile, args.stage, getattr(args, "task", "simclr"))
+    config = base_config(args.profile, args.stage, getattr(args, "task", "simclr"),
+                         getattr(args, "layer", None))
     if args.stage == "evaluate":
         config["model"]["init_args"].update(checkpoint=str(run_dir / FINAL_CLASSIFIER),
                                            output=args.output, run_name=run_dir.name)
@@ -172,6 +185,10 @@ def finished(argv: list[str]) -> bool:
     nothing left to do: every stage's result is there under its fingerprint. Reads, never
     writes, so an executor can skip such cells without starting them."""
     args = parser().parse_args(argv)
+    if args.stage == "import":
+        record = Path(args.run_dir) / IMPORT_RECORD
+        return ((Path(args.run_dir) / "encoder.pt").is_file() and record.is_file()
+                and json.loads(record.read_text()) == import_fingerprint(args))
     stages = [args] + ([evaluation_of(args)] if getattr(args, "evaluate_output", None) else [])
     for stage in stages:
         run_dir = Path(stage.run_dir)
@@ -187,9 +204,59 @@ def finished(argv: list[str]) -> bool:
     return True
 
 
+def import_options(args: argparse.Namespace) -> dict:
+    """The import's options (IMPORT_OPTIONS) from its `--option KEY=VALUE`s."""
+    options = dict(IMPORT_OPTIONS)
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in IMPORT_OPTIONS:
+            raise RobustSSLError(f"--option {item!r}: expected KEY=VALUE with KEY one of "
+                                 f"{', '.join(IMPORT_OPTIONS)}")
+        options[key] = value
+    return options
+
+
+def import_fingerprint(args: argparse.Namespace) -> dict:
+    """What an import computes: the source file by name and content (not by where it lies,
+    so a results tree and its encoder file can move) and the options."""
+    from robust_ssl.runs.rundir import file_hash
+
+    source = Path(args.source)
+    if not source.is_file():
+        raise RobustSSLError(f"encoder file '{source}' does not exist: fix its path in ENCODERS")
+    return {"stage": "import", "source": source.name, "sha256(source)": file_hash(source),
+            **{f"option.{key}": value for key, value in import_options(args).items()}}
+
+
+def import_stage(args: argparse.Namespace) -> None:
+    """Read an encoder file of another codebase (models/layouts.py) into this suite's format,
+    `<run dir>/encoder.pt`, with where it came from; up to date when the same file and options
+    made it."""
+    from robust_ssl.models.export import import_encoder
+
+    run_dir = Path(args.run_dir)
+    current = import_fingerprint(args)
+    ensure_writable(run_dir)
+    encoder = run_dir / "encoder.pt"
+    if claim(run_dir, IMPORT_RECORD, current, [encoder], args.restart) and encoder.is_file():
+        print(f"{run_dir}: import is up to date", flush=True)
+        return
+    options = import_options(args)
+    metadata = import_encoder(args.source, encoder, **options)
+    write_text_atomically(run_dir / IMPORT_RECORD, json.dumps(current, indent=1, sort_keys=True)
+                          + "\n")
+    print(f"imported {args.source} into {encoder}: layout {metadata['layout']}, "
+          f"{options['backbone']} with the {options['stem']} stem, BatchNorm branch "
+          f"{metadata.get('branch', 'the only one')}, normalisation {metadata['normalization']}",
+          flush=True)
+
+
 def run_stage(args: argparse.Namespace) -> None:
     """Run a stage unless its result is there from the same config (as make would, but by
     fingerprint instead of time stamps), then its evaluation if asked."""
+    if args.stage == "import":
+        import_stage(args)
+        return
     resolved, finished = prepare(args)
     if finished:
         print(f"{args.run_dir}: {args.stage} is up to date", flush=True)
@@ -263,7 +330,8 @@ def evaluation_of(args: argparse.Namespace) -> argparse.Namespace:
     """The evaluate stage of a training run, in the same process: a table cell then pays for
     one start-up of torch and Lightning instead of two (seconds each on a small CPU)."""
     return argparse.Namespace(**{**vars(args), "stage": "evaluate", "output": args.evaluate_output,
-                                 "set": args.evaluate_set, "evaluate_output": None})
+                                 "set": args.evaluate_set, "evaluate_output": None,
+                                 "layer": args.evaluate_layer})
 
 
 def summary_line(output: Path, run_dir: Path) -> str:
@@ -291,7 +359,7 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m robust_ssl.runs.run",
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
-    for stage in STAGES:
+    for stage in (*STAGES, "import"):
         p = sub.add_parser(stage)
         p.add_argument("--profile", required=True)
         p.add_argument("--run-dir", required=True)
@@ -304,11 +372,21 @@ def parser() -> argparse.ArgumentParser:
                        help="offline (default, or $WANDB), online or off")
         if stage == "evaluate":
             p.add_argument("--output", required=True)
+        if stage in STAGES:
+            p.add_argument("--layer", action="append", metavar="PROTOCOL/PART",
+                           help="a protocol's config over the base, under the profile's delta "
+                           "(experiments/protocols/PROTOCOL/PART.yaml)")
         if stage in ("finetune", "supervised"):
             p.add_argument("--evaluate-output", metavar="JSON",
                            help="then evaluate the classifier, as `evaluate --output JSON`")
             p.add_argument("--evaluate-set", action="append", metavar="KEY=VALUE",
                            help="an override of that evaluation")
+            p.add_argument("--evaluate-layer", action="append", metavar="PROTOCOL/PART",
+                           help="a protocol layer of that evaluation")
+        if stage == "import":
+            p.add_argument("--source", required=True, help="the encoder file to import")
+            p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                           help=f"{', '.join(IMPORT_OPTIONS)} (models/layouts.py)")
         if stage == "pretrain":
             p.add_argument("--task", default="simclr",
                            help="the pretext task: experiments/<profile>/<task>.yaml")
