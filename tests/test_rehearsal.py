@@ -1,6 +1,7 @@
-"""The paper profile, rehearsed end to end on generated data: its three tables run their paper
-configs (CIFAR stem, bf16-mixed, batch 256, AutoAttack) cut to a couple of batches, so a paper
-YAML that cannot run fails here, on a CPU; the curve's rehearsal runs in the quick profile."""
+"""The paper profile, rehearsed end to end on generated data: its three tables and the RobustSSL
+protocol (with an encoder file in ACL's layout) run their paper configs (CIFAR stem, bf16-mixed,
+batch 256, AutoAttack, corruptions) cut to a couple of batches, so a paper YAML that cannot run
+fails here, on a CPU; the curve's rehearsal runs in the quick profile."""
 
 import json
 import subprocess
@@ -12,6 +13,7 @@ import torch
 import yaml
 
 from tests.conftest import write_cifar_files, write_image_folder
+from tests.test_layouts import acl_keys, torchvision_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,9 +28,12 @@ def test_the_paper_profile_rehearses_every_table_and_the_curve(tmp_path):
     # the paper's three tables; the curve's paths (segments continuing each other) rehearsed in
     # the quick profile, which costs a minute where the paper's costs six (measured)
     # (the projection of the real run's cost that ends a rehearsal, a minute here, only once)
+    torch.save({"state_dict": acl_keys(torchvision_weights(), 2, 1)}, tmp_path / "ACL_DS.pt")
     for target, profile, extra in (("table1", "paper", []),
                                    ("table2", "paper", ["PROJECTION=0"]),
                                    ("table3", "paper", ["PROJECTION=0"]),
+                                   ("robustssl", "paper", ["PROJECTION=0", "OURS=adv_simclr",
+                                                           f"ENCODERS=acl={tmp_path / 'ACL_DS.pt'}"]),
                                    ("curve", "quick", ["CURVE_EPOCHS=1 2", "SUPERVISED_EPOCHS=1",
                                                        "PROJECTION=0"])):
         start = time.perf_counter()
@@ -54,8 +59,15 @@ def test_the_paper_profile_rehearses_every_table_and_the_curve(tmp_path):
     assert config["model"]["init_args"]["stem"] == "cifar"
     aff = yaml.safe_load((out / "adv_simclr-cifar100-f100-aff-s0" / "config.yaml").read_text())
     assert aff["model"]["init_args"]["attack"]["init_args"]["steps"] == 10  # the paper's PGD-10
-    for name in ("table1", "table2", "table3"):
+    for name in ("table1", "table2", "table3", "robustssl"):
         assert (out / f"{name}.png").stat().st_size > 10_000
+    # the protocol at its paper scale: PGD-10 / TRADES-10 training, AutoAttack, 75 sets
+    protocol = json.loads((out / "external-acl-robustssl-aff-s0.json").read_text())
+    assert "autoattack@8/255" in protocol["metrics"] and "corruption/mean" in protocol["metrics"]
+    assert len(protocol["corruptions"]["each"]) == 70  # frost: no photographs in this data
+    aff = yaml.safe_load((out / "external-acl-robustssl-aff-s0" / "config.yaml").read_text())
+    assert aff["model"]["init_args"]["attack"]["init_args"]["steps"] == 10
+    assert aff["trainer"]["max_epochs"] == 1 and aff["data"]["init_args"]["batch_size"] == 128
     assert (results / "quick-rehearsal" / "curve.png").stat().st_size > 10_000
     segment = torch.load(results / "quick-rehearsal" / "simclr-cifar100-e2-s0" / "encoder.pt",
                          weights_only=True)

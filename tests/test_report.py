@@ -139,7 +139,7 @@ def test_table3_has_a_column_per_policy_and_metric_and_the_published_numbers(tmp
     assert "AutoAttack" not in header  # no run measured it
     adversarial = next(line for line in text.splitlines() if line.startswith("| adversarial"))
     assert adversarial.count("20.0 ± 1.3") == 16
-    assert "ACL (Jiang et al. 2020) 78.2 / 39.2" in text and "in parentheses" not in text
+    assert "ACL (Jiang et al., NeurIPS 2020) 78.2 / 39.2" in text and "in parentheses" not in text
     with open(tmp_path / "table3.csv") as f:
         assert [row["row"] for row in csv.DictReader(f)] == ["SimCLR", "adversarial SimCLR"]
 
@@ -152,3 +152,82 @@ def test_every_bar_column_has_its_own_colour():
     colours = column_colours(16)
     assert len(set(colours)) == 16
     assert colours[:10] == list(plt.get_cmap("tab10").colors)
+
+
+def write_robustssl_results(out, seeds=(0,), encoders=(), kind="generated", autoattack=False):
+    """Every evaluated robustssl cell's JSON and records: adversarial SimCLR right on 60 of 100
+    images under PGD-20 where SimCLR is on 40 (the same images, nested), corruptions alike."""
+    import numpy as np
+
+    from robust_ssl.evaluation.result import write_records
+
+    images = np.arange(100)
+    for cell in grid.cells_of("robustssl", "cifar10", seeds, encoders=encoders):
+        if not cell.evaluated:
+            continue
+        robust = 0.6 if cell.row == "adv_simclr" else 0.4
+        right = images < 100 * robust
+        every = np.ones(100, dtype=bool)
+        records = {"clean": (every, images < 80), "pgd@8/255": (every, right),
+                   "fgsm@8/255": (every, right)}
+        corrupted = {f"corruption/fog/{s}": (every, right) for s in range(1, 6)}
+        metrics = {"clean": 0.8, "pgd@8/255": robust, "fgsm@8/255": robust,
+                   "worst@8/255": robust, "corruption/mean": robust}
+        if autoattack:
+            metrics["autoattack@8/255"] = robust
+        write_result(out / f"{cell.name}.json", {
+            "run": cell.name, "seed": cell.seed, "metrics": metrics, "subsets": {},
+            "examples": {"test": 100}, "sanity": {"passed": True, "failed": [], "warnings": []},
+            "data_source": "'cifar10', image folder (JPG; /data/cifar10)",
+            "pretraining": {"pretext": "external", "layout": "acl"} if cell.row == "acl" else
+            {"pretext": cell.row, "dataset": "cifar10"},
+            "corruptions": {"kind": kind, "source": f"{kind} corruptions", "paired": True,
+                            "images": 100, "evaluated": ["fog"], "skipped": {},
+                            "mean": robust}})
+        write_records(out / f"{cell.name}.json", records, images, corrupted, images)
+
+
+def test_the_robustssl_table_puts_our_rows_beside_the_leaderboard(tmp_path):
+    from robust_ssl.report.robustssl import write_robustssl
+
+    (tmp_path / "ACL.pt").write_bytes(b"x")
+    acl = grid.parse_encoder(f"acl={tmp_path / 'ACL.pt'}")
+    write_robustssl_results(tmp_path, encoders=(acl,))
+    text = write_robustssl(tmp_path, "quick", "cifar10", (0,), (acl,), grid.ROBUSTSSL_OURS)
+    header = next(line for line in text.splitlines() if line.startswith("| |"))
+    for policy in ("SLF", "ALF", "AFF"):
+        for metric in ("clean", "PGD-20", "corruptions"):
+            assert f"{metric}, {policy}" in header
+    assert "AutoAttack" not in header  # no run measured it
+    rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| ")]
+    assert rows[2:5] == ["| SimCLR", "| adversarial SimCLR", "| acl (imported, acl layout)"]
+    assert "Corruptions: generated corruptions; mean accuracy over 1 corruptions" in text
+    # adversarial SimCLR - SimCLR: 20 points on nested images, an interval that excludes 0
+    difference = next(line for line in text.splitlines()
+                      if line.startswith("| adversarial SimCLR | PGD-20"))
+    assert difference.count("+20.0") == 3 and difference.count("holds") == 3
+    corruptions = next(line for line in text.splitlines()
+                       if line.startswith("| adversarial SimCLR | corruptions"))
+    assert corruptions.count("+20.0") == 3
+    published = text.partition("## The published leaderboard")[2]
+    assert "| DynACL-AIR++ | Xu et al., NeurIPS 2023 (AIR) | AFF | 82.36 | 50.79 | 73.56 |" in published
+    assert published.count("| SLF |") == 11 and published.count("| AFF |") == 10
+    with open(tmp_path / "robustssl.csv") as f:
+        assert [row["row"] for row in csv.DictReader(f)] == [
+            "SimCLR", "adversarial SimCLR", "acl (imported, acl layout)"]
+    assert (tmp_path / "robustssl.png").stat().st_size > 10_000
+
+
+def test_the_robustssl_table_shows_autoattack_and_never_mixes_corruption_sources(tmp_path):
+    from robust_ssl.evaluation.result import read_result
+    from robust_ssl.report.robustssl import write_robustssl
+
+    write_robustssl_results(tmp_path, autoattack=True)
+    text = write_robustssl(tmp_path, "paper", "cifar10", (0,), (), grid.ROBUSTSSL_OURS)
+    assert "AutoAttack, AFF" in text
+    mixed = tmp_path / "simclr-cifar10-robustssl-alf-s0.json"
+    data = read_result(mixed).data
+    data["corruptions"]["kind"] = "published"
+    write_result(mixed, data)
+    with pytest.raises(RobustSSLError, match="different sources.*never mixes"):
+        write_robustssl(tmp_path, "paper", "cifar10", (0,), (), grid.ROBUSTSSL_OURS)

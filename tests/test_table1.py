@@ -248,3 +248,46 @@ def test_a_data_directory_with_a_space_is_quoted(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "data: cifar10 test: 6 images, 3 classes" in out.stdout
+
+
+@pytest.mark.slow
+def test_smoke_robustssl_table_reads_a_foreign_encoder_and_reruns_nothing(table_data, tmp_path):
+    """`make robustssl ENCODERS=...` with a file in ACL's layout (dual BatchNorm, its key
+    names): imported, fine-tuned under SLF, ALF and AFF beside this suite's two encoders,
+    evaluated clean / PGD-20 / corruptions (generated: no CIFAR-10-C here); a second make
+    runs no cell."""
+    from tests.test_layouts import acl_keys, torchvision_weights
+
+    # torchvision's stem, 16x cheaper on a CPU than the field's CIFAR stem (which the paper
+    # rehearsal runs): ENCODERS says so, as a user would for such a file
+    torch.save({"epoch": 1000, "state_dict": acl_keys(torchvision_weights(stem="imagenet"), 2, 1)},
+               tmp_path / "ACL_DS.pt")
+    results = tmp_path / "results"
+    out = results / "smoke"
+    command = ["make", "--no-print-directory", "-C", str(ROOT), "robustssl", "PROFILE=smoke",
+               f"DATA_DIR={table_data}", f"RESULTS={results}", "WANDB=offline",
+               f"ENCODERS=ext={tmp_path / 'ACL_DS.pt'},stem=imagenet"]
+    made = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    assert "robustssl: 12 done, 0 up to date, 0 failed" in made.stdout
+    with open(out / "robustssl.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["row"] for row in rows] == ["SimCLR", "adversarial SimCLR",
+                                            "ext (imported, acl layout)"]
+    for row in rows:
+        for policy in ("SLF", "ALF", "AFF"):
+            for metric in ("clean", "PGD-20", "corruptions"):
+                assert 0 <= float(row[f"{metric}, {policy} mean"]) <= 100
+    imported = torch.load(out / "external-ext/encoder.pt", weights_only=True)
+    assert imported["metadata"]["layout"] == "acl" and imported["architecture"]["stem"] == "imagenet"
+    aff = yaml.safe_load((out / "external-ext-robustssl-aff-s0/config.yaml").read_text())
+    model = aff["model"]["init_args"]
+    assert model["trades_beta"] == 6.0 and model["attack"]["class_path"].endswith("TRADES")
+    assert model["stem"] == "imagenet" and model["lr_milestones"] == [0.6, 0.8]
+    result = json.loads((out / "external-ext-robustssl-slf-s0.json").read_text())
+    assert result["corruptions"]["kind"] == "generated" and result["pretraining"]["layout"] == "acl"
+    text = (out / "robustssl.md").read_text()
+    assert "generated corruptions, not CIFAR-10-C" in text and "## The published leaderboard" in text
+    assert list(out.glob("wandb/offline-run-*")), "the table was not logged to W&B"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 done, 12 up to date" in again.stdout, again.stdout[-2000:]

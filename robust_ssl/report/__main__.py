@@ -7,6 +7,8 @@ and charts from its cells' results, print it, and log it to W&B unless --wandb o
         --pretrain-data cifar10 [--epochs 1 2 4 8 16] [--supervised-epochs 1 2 4]
     python -m robust_ssl.report claims --results results/quick --profile quick \\
         --pretrain-data cifar10 --seeds 0       # the paper's claims from Tables 1 and 2
+    python -m robust_ssl.report robustssl --results results/quick --profile quick \\
+        --pretrain-data cifar10 --encoders acl=ACL.pt [--ours simclr adv_simclr]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=grid.non_negative, nargs="*",
                         help="default: the profile's (as for the grid)")
     grid.add_budget_arguments(parser)
+    grid.add_row_arguments(parser)
     parser.add_argument("--rehearse", action="store_true",
                         help="a rehearsal's results (the curve: one epoch per budget)")
     parser.add_argument("--wandb", choices=MODES, default=None,
@@ -61,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
             from robust_ssl.report.claims_output import write_claims
 
             text = write_claims(results, args.profile, args.pretrain_data, grid.seeds_of(args))
+        elif args.table == "robustssl":
+            from robust_ssl.report.robustssl import write_robustssl
+
+            text = write_robustssl(results, args.profile, args.pretrain_data,
+                                   grid.seeds_of(args), **grid.rows_of(args))
         elif args.table == "curve":
             text = write_curve(results, args.profile, args.pretrain_data, grid.seeds_of(args),
                                *grid.epochs_of(args))

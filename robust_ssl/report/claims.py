@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from robust_ssl.evaluation.result import (TABLE_EPS, PerImage, budgets, eps_name, eps_value,
-                                          key, read_records, read_result)
+from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, TABLE_EPS, PerImage,
+                                          budgets, eps_name, eps_value, key, read_records,
+                                          read_result)
 from robust_ssl.report import bootstrap
 from robust_ssl.runs import grid
 
@@ -166,7 +167,7 @@ class Records:
             if right is None:
                 return None
             ran, hits = right
-            this = record.test_index[ran]
+            this = record.index_of(setting)[ran]
             if index is not None and not np.array_equal(this, index):
                 return None  # seeds evaluated on different images: not comparable
             index = this
@@ -176,7 +177,14 @@ class Records:
 
 def survived(record: PerImage, setting: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(ran, right) of a setting; `worst@ε` is FGSM and PGD-20 both survived, on the images
-    where both ran (AutoAttack, on its own subset, is its own setting)."""
+    where both ran (AutoAttack, on its own subset, is its own setting); `corruption/mean` the
+    share of an image's corrupted versions still right (a fraction, not a bit)."""
+    if setting == CORRUPTION_MEAN:
+        parts = [name for name in record.ran if name.startswith(CORRUPTION)]
+        if not parts:
+            return None
+        ran = np.logical_and.reduce([record.ran[p] for p in parts])
+        return ran, np.mean([record.right[p] for p in parts], axis=0)
     attack, _, budget = setting.partition("@")
     if attack.startswith("worst"):
         suffix = attack[len("worst"):]

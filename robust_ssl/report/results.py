@@ -29,12 +29,17 @@ PRETRAIN_NAMES = {"cifar100": "CIFAR-100 train (labels dropped)",
                   "cifar10": "CIFAR-10 train (labels dropped; in-domain, not the paper's CIFAR-100)"}
 
 
-# Published, ResNet-18 on CIFAR-10, ε = 8/255, pretraining on CIFAR-10 (RobustSSL benchmark, as
-# quoted in issue 12): (method, linear probe clean, AutoAttack; full adversarial fine-tuning).
-PUBLISHED_TABLE3 = [("ACL (Jiang et al. 2020)", "78.2", "39.2"),
-                    ("AdvCL (Fan et al. 2021)", "82.4", "43.2"),
-                    ("DynACL++ (Luo et al. 2023)", "79.8", "46.5"),
-                    ("any of them, adversarial full fine-tuning", "81-83", "about 50")]
+def published_table3() -> list[tuple[str, str, str]]:
+    """Beside Table 3, from the RobustSSL leaderboard (report/leaderboard.py): (method, clean,
+    AutoAttack) of three SLF rows, and the range of every published AFF row."""
+    from robust_ssl.report.leaderboard import row, rows
+
+    chosen = [row(method, "SLF") for method in ("ACL", "AdvCL", "DynACL++")]
+    found = [(f"{r.method} ({r.paper})", f"{r.clean:.1f}", f"{r.autoattack:.1f}") for r in chosen]
+    aff = rows("AFF")
+    return found + [("any of them, adversarial full fine-tuning",
+                     f"{min(r.clean for r in aff):.0f}-{max(r.clean for r in aff):.0f}",
+                     f"{min(r.autoattack for r in aff):.0f}-{max(r.autoattack for r in aff):.0f}")]
 
 
 @dataclass

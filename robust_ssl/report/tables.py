@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robust_ssl.evaluation.result import Result, budgets, eps_value, key
-from robust_ssl.report.results import (EPS, PAPER_TABLE1, PAPER_TABLE2, PUBLISHED_TABLE3,
-                                       TABLE_EPS, TASK_NAMES, Stat, load_runs, pretraining_data)
+from robust_ssl.report.results import (EPS, PAPER_TABLE1, PAPER_TABLE2, TABLE_EPS, TASK_NAMES,
+                                       Stat, load_runs, pretraining_data, published_table3)
 from robust_ssl.runs import grid
 
 
@@ -151,9 +151,10 @@ def write_table(table_name: str, results: Path, profile: str, pretrain_data: str
                  "Adversarial SimCLR: PGD against NT-Xent during pretraining, ACL's dual "
                  "BatchNorm (robust_ssl/pretrain/adversarial_simclr.py); the same pretraining "
                  "budget as SimCLR's.",
-                 "Published for comparison (ResNet-18, CIFAR-10, ε = 8/255, about 1,000 "
-                 "pretraining epochs on CIFAR-10; linear probe clean / AutoAttack): "
-                 + "; ".join(f"{name} {clean} / {auto}" for name, clean, auto in PUBLISHED_TABLE3)
+                 "Published for comparison (the RobustSSL benchmark's leaderboard: ResNet-18, "
+                 "CIFAR-10, ε = 8/255, about 1,000 pretraining epochs on CIFAR-10; SLF clean / "
+                 "AutoAttack; `make robustssl` runs its protocol): "
+                 + "; ".join(f"{name} {clean} / {auto}" for name, clean, auto in published_table3())
                  + "."]
     elif table_name == "table1":
         row_labels = {"supervised": "supervised (no pretraining)",
