@@ -1,17 +1,22 @@
 """Time budget of a profile: throughput of every kind of step it uses, and the projected minutes
 of each Table 1 cell and of the whole table, of the pretraining-budget curve (`make curve`, the
-profile's default budgets), of what Table 3 adds to Table 1 (`make table3`) and of the
+profile's default budgets), of what Table 3 adds to Table 1 (`make table3`), of the
 pretraining of Table 2's rows beyond the paper (BYOL, Barlow Twins, MoCo v2: views/s beside
-SimCLR's, their momentum updates included), for one seed (SEEDS="0 1 2" takes three times it).
+SimCLR's, their momentum updates included) and of the RobustSSL protocol (`make robustssl`:
+SLF, ALF and AFF of each encoder, their evaluations with AutoAttack and the 75 corrupted test
+sets, the corruptions' generation), for one seed (SEEDS="0 1 2" takes three times it).
 
 Usage: python benchmarks/budget.py --profile paper|quick [--device cpu|cuda] [--steps 5]
-       [--batch N] [--devices N ...] [--autoattack N] [--backbone B [--stem S]] [--json FILE]
+       [--batch N] [--devices N ...] [--autoattack N] [--backbone B [--stem S]]
+       [--encoders N] [--json FILE]
 
 Each kind is timed over `--steps` steps after one warm-up step (the median step counts; the
-fastest and slowest step give the spread), with the profile's own stem, batch sizes and
-precision, or with batches of at most `--batch` images (a quick estimate on a slow device: the
-rate per image of a small batch, scaled to the run's images; on a GPU small batches use it less
-well, so the projection errs long) (bf16 autocast where the profile asks for it
+fastest and slowest step give the spread), with the profile's own stem and precision, and
+batches of at most `--batch` images: on a CPU 32 by default (the profile's batches of 256 or
+512 made one run of this script take over 20 minutes on 2 cores), on a GPU the profile's own
+(`--batch 0` asks for them anywhere). A small batch's rate per image, scaled to the run's
+images, is a quick estimate; on a GPU small batches use it less well, so the projection errs
+long (bf16 autocast where the profile asks for it
 and the device is a GPU; channels_last weights, as the Pretrainer uses them). Beside each
 training kind stands its bare model step: the same network and optimiser on ready-made float
 inputs, no augmentation, no attack, channels_last, so the ratio says what the data pipeline and
@@ -35,12 +40,13 @@ import torch.nn.functional as F
 
 from robust_ssl.runs import grid
 from robust_ssl.attacks import PGD, TRADES, autoattack, fgsm, pgd, random_sign_noise
+from robust_ssl.data import corruption_ops
 from robust_ssl.data.augment import CropFlip
 from robust_ssl.finetune import FineTuner
 from robust_ssl.models.backbone import BACKBONES, STEMS
 from robust_ssl.models.features import encode
 from robust_ssl.pretrain import AdversarialSimCLRTask, Pretrainer, SimCLRTask
-from robust_ssl.runs.configs import resolve_class
+from robust_ssl.runs.configs import apply_overrides, resolve_class
 from robust_ssl.runs.run import base_config
 
 PRETRAIN_IMAGES, LABELED_POOL, VALIDATION, TEST = 50_000, 45_000, 5_000, 10_000
@@ -65,6 +71,7 @@ def settings(profile: str) -> dict:
                     epochs=config["trainer"]["max_epochs"], tasks=model["tasks"])
 
     evaluate = init("evaluate", "model")
+    robustssl = robustssl_settings(profile)
     adversarial = base_config(profile, "pretrain", "adv_simclr")
     adversarial_model = adversarial["model"]["init_args"]
     aff = dict(override.split("=") for override in grid.AFF_BUDGET.get(profile, ()))
@@ -90,6 +97,7 @@ def settings(profile: str) -> dict:
                          val_every=trainer("finetune").get("check_val_every_n_epoch", 1),
                          val_batches=trainer("finetune").get("limit_val_batches"),
                          eval_batch=init("finetune", "data").get("eval_batch_size", 512)),
+        "robustssl": robustssl,
         "supervised": dict(epochs=trainer("supervised")["max_epochs"],
                            val_every=trainer("supervised").get("check_val_every_n_epoch", 1),
                            val_batches=trainer("supervised").get("limit_val_batches")),
@@ -103,6 +111,32 @@ def settings(profile: str) -> dict:
                          sweep_examples=evaluate.get("sweep_examples"),
                          batch=init("evaluate", "data").get("eval_batch_size", 512)),
     }
+
+
+def robustssl_settings(profile: str) -> dict:
+    """Per policy of the RobustSSL protocol (grid.robustssl's layers and cuts): epochs, batch,
+    attack steps and validation; and its evaluation (test images, AutoAttack, corruptions)."""
+    policies = {}
+    for policy in grid.ROBUSTSSL_POLICIES:
+        config = base_config(profile, "finetune", layers=(f"robustssl/{policy.lower()}",))
+        apply_overrides(config, list(grid.ROBUSTSSL_BUDGET.get(profile, {}).get(policy, ())))
+        model, data, trainer = (config["model"]["init_args"], config["data"]["init_args"],
+                                config["trainer"])
+        policies[policy] = dict(epochs=trainer["max_epochs"], batch=data["batch_size"],
+                                steps=model["attack"]["init_args"].get("steps", 1),
+                                val_every=trainer.get("check_val_every_n_epoch", 1),
+                                val_batches=trainer.get("limit_val_batches"),
+                                train=round(50_000 * (1 - data.get("val_fraction", 0.1))))
+    evaluate = base_config(profile, "evaluate", layers=("robustssl/evaluate",))
+    model = evaluate["model"]["init_args"]
+    test = round(TEST * evaluate["data"]["init_args"].get("test_fraction", 1.0))
+    autoattack = model.get("autoattack_examples", 0)
+    corruptions = model.get("corruptions", "none")
+    sets = (len(corruption_ops.CORRUPTIONS) if corruptions == "all" else
+            0 if corruptions == "none" else len(corruptions)) * len(corruption_ops.SEVERITIES)
+    return {"policies": policies, "test": test,
+            "autoattack": test if autoattack is None else min(autoattack, test),
+            "pgd_steps": model.get("pgd_steps", 20), "corrupted_sets": sets}
 
 
 class Timer:
@@ -209,6 +243,23 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
         rates[f"{name}, bare"] = f["batch"] / timer.seconds_per_step(train_step(
             lambda: F.cross_entropy(model(ready), labels), trainable))
 
+    protocol = config["robustssl"]["policies"]
+    for policy, options in (
+            ("SLF", dict(freeze="linear", adversarial=False)),
+            ("ALF", dict(freeze="linear", adversarial=True, adv_weight=1.0, attack_in_eval_mode=True,
+                         attack=PGD(8 / 255, steps=protocol["ALF"]["steps"]))),
+            ("AFF", dict(freeze="full", adversarial=True, trades_beta=6.0, attack_in_eval_mode=True,
+                         attack=TRADES(8 / 255, steps=protocol["AFF"]["steps"])))):
+        batch = min(protocol[policy]["batch"], config["max_batch"] or protocol[policy]["batch"])
+        images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=device)
+        labels = torch.randint(0, 10, (batch,), device=device)
+        model = prepared(FineTuner(backbone=backbone, stem=f["stem"], num_classes=10,
+                                   standardize_features=False, **options), device)
+        model.log = lambda *args, **kwargs: None
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        rates[f"RobustSSL {policy}"] = batch / timer.seconds_per_step(train_step(
+            lambda: model.training_step((crop_flip(images), labels), 0), trainable))
+
     e = config["evaluate"]
     classifier = prepared(FineTuner(backbone=backbone, stem=f["stem"], num_classes=10,
                                     freeze="full"), device).eval()
@@ -218,16 +269,23 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
     rates["encode (cached probe)"] = e["batch"] / timer.seconds_per_step(
         lambda: encode(classifier.encoder, x, batch_size=e["batch"], normalize=False))
 
-    def evaluation_batch():
-        for adversarial in (x, fgsm(classifier, x, y, EPS),
-                            pgd(classifier, x, y, EPS, 2 / 255, e["pgd_steps"]),
-                            random_sign_noise(x, EPS),
-                            pgd(classifier, x, y, 8 * EPS, 2.5 * 8 * EPS / e["large_steps"],
-                                e["large_steps"])):
-            with torch.no_grad():
-                classifier(adversarial)
+    def evaluation_batch(pgd_steps):
+        def batch():
+            for adversarial in (x, fgsm(classifier, x, y, EPS),
+                                pgd(classifier, x, y, EPS, 2 / 255, pgd_steps),
+                                random_sign_noise(x, EPS),
+                                pgd(classifier, x, y, 8 * EPS, 2.5 * 8 * EPS / e["large_steps"],
+                                    e["large_steps"])):
+                with torch.no_grad():
+                    classifier(adversarial)
+        return batch
     rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"] = (
-        e["batch"] / timer_fp32.seconds_per_step(evaluation_batch))
+        e["batch"] / timer_fp32.seconds_per_step(evaluation_batch(e["pgd_steps"])))
+    # the RobustSSL protocol's evaluation at ε: its PGD-20 (smoke's two steps elsewhere)
+    protocol_steps = config["robustssl"]["pgd_steps"]
+    rates["RobustSSL evaluation (clean, FGSM, PGD-20, noise, PGD@64)"] = (
+        rates["evaluation (clean, FGSM, PGD, noise, PGD@64)"] if protocol_steps == e["pgd_steps"]
+        else e["batch"] / timer_fp32.seconds_per_step(evaluation_batch(protocol_steps)))
 
     def sweep_batch():  # one budget of the ε sweep
         for adversarial in (fgsm(classifier, x, y, EPS / 2),
@@ -236,6 +294,20 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
                 classifier(adversarial)
     rates["ε sweep, one budget (FGSM, PGD)"] = e["batch"] / timer_fp32.seconds_per_step(
         sweep_batch)
+
+    def clean_batch():
+        with torch.no_grad():
+            classifier(x)
+    rates["clean inference (a corrupted set)"] = e["batch"] / timer_fp32.seconds_per_step(
+        clean_batch)
+    few = (x[:64] * 255).to(torch.uint8).cpu()
+    start = time.perf_counter()
+    for name in corruption_ops.CORRUPTIONS:
+        frost = ([torch.rand(3, 200, 200) for _ in range(corruption_ops.FROST_FILES)]
+                 if name == "frost" else None)
+        for severity in corruption_ops.SEVERITIES:
+            corruption_ops.corrupt(few, name, severity, frost_images=frost)
+    rates["corruptions generated (image × 75 sets)"] = len(few) / (time.perf_counter() - start)
 
     def validation_batch():
         adversarial = fgsm(classifier, x, y, EPS)
@@ -368,13 +440,45 @@ def project_table3(config: dict, rates: dict) -> dict[str, float]:
     return minutes
 
 
+def project_robustssl(config: dict, rates: dict, encoders: int) -> dict[str, float]:
+    """Minutes of `make robustssl` for `encoders` encoders already pretrained (Table 1's and
+    Table 3's pretraining, or imported files), all at the profile's fine-tuning stem: each
+    encoder's SLF, ALF and AFF with their validations, and each of those classifiers'
+    evaluation (attacks at ε, AutoAttack, the corrupted sets); the corruptions' generation
+    once (cached)."""
+    r = config["robustssl"]
+    f = config["finetune"]
+    evaluation = (r["test"] / rates["RobustSSL evaluation (clean, FGSM, PGD-20, noise, PGD@64)"]
+                  + r["corrupted_sets"] * r["test"] / rates["clean inference (a corrupted set)"])
+    if r["autoattack"]:
+        evaluation += r["autoattack"] / rates.get("autoattack", float("nan"))
+    seconds = {}
+    for policy, p in r["policies"].items():
+        validation = validation_seconds(f, rates, p["val_batches"], p["epochs"] // p["val_every"])
+        seconds[f"{policy}, per encoder"] = (p["epochs"] * p["train"] / rates[f"RobustSSL {policy}"]
+                                             + validation + evaluation)
+    per_encoder = sum(seconds.values())
+    seconds[f"{encoders} encoder(s)"] = encoders * per_encoder
+    seconds["corruptions, generated once"] = (
+        r["test"] * r["corrupted_sets"] / len(corruption_ops.SEVERITIES) / len(corruption_ops.CORRUPTIONS)
+        / rates["corruptions generated (image × 75 sets)"])
+    minutes = {part: value / 60 for part, value in seconds.items()}
+    minutes["RobustSSL table"] = (minutes[f"{encoders} encoder(s)"]
+                                  + minutes["corruptions, generated once"])
+    return minutes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=["paper", "quick"], required=True)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, metavar="N",
-                        help="time batches of at most N images (quick; default: the profile's)")
+                        help="time batches of at most N images (default: 32 on a CPU, the "
+                        "profile's on a GPU; 0: the profile's)")
+    parser.add_argument("--encoders", type=int, default=2,
+                        help="encoders of the projected RobustSSL table (default 2: SimCLR and "
+                        "adversarial SimCLR)")
     parser.add_argument("--devices", type=int, nargs="*", default=[],
                         help="also project Table 1's wall time on each number of devices")
     parser.add_argument("--seeds", type=int, default=None,
@@ -392,6 +496,9 @@ def main() -> None:
         for kind in (config["simclr"], config["adv_simclr"], config["finetune"],
                      *config["pretext"].values()):
             kind["stem"] = args.stem
+    if args.batch is None and args.device == "cpu":
+        args.batch = 32
+    config["max_batch"] = args.batch or None
     if args.batch:
         for kind in ("simclr", "adv_simclr", "finetune", "evaluate"):
             config[kind]["batch"] = min(config[kind]["batch"], args.batch)
@@ -399,7 +506,7 @@ def main() -> None:
             pretext["batch"] = min(pretext["batch"], args.batch)
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"profile={args.profile} backbone={config['backbone']} device={args.device} ({name}) "
-          f"steps={args.steps} "
+          f"steps={args.steps} batch={'the profile' + chr(39) + 's' if not args.batch else f'<= {args.batch}'} "
           f"bf16={config['bf16'] and args.device == 'cuda'} threads={torch.get_num_threads()}")
     if config["evaluate"]["autoattack"] and not args.autoattack:
         args.autoattack = 1  # the profile runs it: time it on one image at least
@@ -441,11 +548,19 @@ def main() -> None:
     print("projected minutes of Table 3 beyond Table 1:")
     for part, value in table3.items():
         print(f"  {part:28s} {value:8.1f}")
+    robustssl = project_robustssl(config, rates, args.encoders)
+    r = config["robustssl"]
+    print(f"projected minutes of the RobustSSL table ({args.encoders} encoders pretrained; "
+          f"{r['test']} test images, AutoAttack on {r['autoattack']}, {r['corrupted_sets']} "
+          "corrupted sets):")
+    for part, value in robustssl.items():
+        print(f"  {part:28s} {value:8.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"profile": args.profile, "device": name, "rates_per_s": rates,
                        "projected_minutes": minutes, "projected_curve_minutes": curve,
                        "projected_table3_minutes": table3,
+                       "projected_robustssl_minutes": robustssl,
                        "table1_wall_minutes_on_devices": walls}, f, indent=2)
 
 
