@@ -52,7 +52,7 @@ def test_main_turns_user_errors_into_exit_status_2(monkeypatch, capsys):
         except RobustSSLError as inner:  # wrapped, as jsonargparse wraps it
             raise ValueError("Does not validate against any of the Union subtypes") from inner
 
-    monkeypatch.setattr(lightning_cli, "LightningCLI", failing_cli)
+    monkeypatch.setattr(lightning_cli, "SuiteCLI", failing_cli)
     with pytest.raises(SystemExit) as exit_info:
         cli.main([])
     assert exit_info.value.code == 2

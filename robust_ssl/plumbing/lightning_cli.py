@@ -16,22 +16,38 @@ from robust_ssl.plumbing.resume import AtomicCheckpointIO, RandomState
 
 def trainer_defaults() -> dict:
     """Present in every run whatever the YAML says: exact resumption (random state in the
-    checkpoints, whole checkpoint files) and, when the output is not a terminal, one line per
-    epoch instead of progress bars."""
+    checkpoints) and, when the output is not a terminal, one line per epoch instead of
+    progress bars."""
     terminal = sys.stdout.isatty()
     callbacks = [RandomState()] + ([] if terminal else [EpochLines()])
-    plugins = [AtomicCheckpointIO()]
+    return {"callbacks": callbacks, "enable_progress_bar": terminal}
+
+
+def plugins() -> list:
+    """Whole checkpoint files in every run; under SLURM, no requeue of Lightning's own."""
+    found = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():
         # submitit requeues a preempted or timed-out cell (runs/slurm.py); Lightning's own
         # requeue on SIGUSR1 would be a second, competing one
-        plugins.append(SLURMEnvironment(auto_requeue=False))
-    return {"callbacks": callbacks, "plugins": plugins, "enable_progress_bar": terminal}
+        found.append(SLURMEnvironment(auto_requeue=False))
+    return found
+
+
+class SuiteCLI(LightningCLI):
+    """LightningCLI with the suite's plugins added when the trainer is made, not as parser
+    defaults: jsonargparse cannot write a plugin instance into the config it saves, and warned
+    "Unable to serialize instance AtomicCheckpointIO" on every run."""
+
+    def instantiate_trainer(self, **kwargs):
+        configured = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        return super().instantiate_trainer(**kwargs, plugins=[*configured, *plugins()])
 
 
 def run_cli(args: list[str] | None = None) -> LightningCLI:
     """Run Lightning's CLI; a user error comes out as the RobustSSLError behind it."""
     try:
-        return LightningCLI(
+        return SuiteCLI(
             args=args,
             subclass_mode_model=True,
             subclass_mode_data=True,
