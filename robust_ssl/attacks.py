@@ -114,9 +114,11 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, al
 
 def kl_divergence(clean_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """KL(p_clean ‖ p), averaged over the batch (in fp32): TRADES's term, for its adversary
-    and its loss alike."""
-    return F.kl_div(F.log_softmax(logits.float(), dim=1), F.softmax(clean_logits.float(), dim=1),
-                    reduction="batchmean")
+    and its loss alike. Both sides as log-probabilities: with p_clean as probabilities, a
+    class whose probability underflows to 0 gives KL's log(0) a NaN gradient (it did, once
+    logits spread beyond ~100, and the NaN spread through every weight)."""
+    return F.kl_div(F.log_softmax(logits.float(), dim=1), F.log_softmax(clean_logits.float(), dim=1),
+                    reduction="batchmean", log_target=True)
 
 
 def kl_from(model: torch.nn.Module, clean_logits: torch.Tensor) -> Objective:
