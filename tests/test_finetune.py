@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from robust_ssl.attacks import FGSM, PGD, TRADES, fgsm
+from robust_ssl.attacks import FGSM, PGD, TRADES, fgsm, kl_divergence
 from robust_ssl.data.modules import LabeledDataModule
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.finetune import FineTuner
@@ -326,3 +326,21 @@ def test_a_zero_head_and_an_augmented_probe_that_reencodes(image_folder):
     fit(cached, LabeledDataModule(data_dir=str(data_dir), batch_size=16, augment=False,
                                   val_fraction=0.0))
     assert cached.trains_on_features
+
+
+def test_trades_kl_keeps_a_finite_gradient_where_a_probability_underflows():
+    """exp(-200) is 0 in fp32: KL with p_clean as probabilities gave log(0) a NaN gradient,
+    which spread through every weight of an AFF run; as log-probabilities it stays finite."""
+    clean = torch.tensor([[0.0, 200.0]], requires_grad=True)
+    adversarial = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    kl = kl_divergence(clean, adversarial)
+    kl.backward()
+    assert kl.item() == pytest.approx(math.log(2), rel=1e-5)  # KL(δ_1 ‖ uniform)
+    assert torch.isfinite(clean.grad).all() and torch.isfinite(adversarial.grad).all()
+
+
+def test_a_diverged_fine_tuning_stops_with_the_way_out(image_folder):
+    data_dir, _ = image_folder
+    model = FineTuner(stem="imagenet", freeze="full", lr=1e30, num_classes=3)
+    with pytest.raises(RobustSSLError, match="training loss is (nan|inf).*diverged.*lower model.lr"):
+        fit(model, LabeledDataModule(data_dir=str(data_dir), batch_size=16, val_fraction=0.0))

@@ -268,6 +268,17 @@ class FineTuner(pl.LightningModule):
         if strong is not None:
             self.log("val/pgd_acc", self.val_pgd_acc, prog_bar=True)
 
+    def on_train_epoch_end(self) -> None:
+        """A training loss that is no longer finite stops the run (checked once an epoch: no
+        host sync in a step); its weights are NaN, and a classifier from them would read as
+        a finished cell at chance accuracy."""
+        loss = self.trainer.callback_metrics.get("train/loss")
+        if loss is not None and not torch.isfinite(loss).all():
+            raise RobustSSLError(
+                f"the training loss is {float(loss)} after epoch {self.current_epoch}: the run "
+                f"diverged (lr={self.hparams.lr}); lower model.lr, or standardise the features "
+                "(model.standardize_features=true), and rerun with RESTART=1 (--restart)")
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
