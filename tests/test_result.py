@@ -43,3 +43,29 @@ def test_the_validation_record_is_what_the_overfitting_check_reads():
                for e, p in enumerate((0.30, 0.32, 0.05))]
     assert "fell from 0.3200 (epoch 1) to 0.0500" in overfitting_collapse(history)
     assert overfitting_collapse(history[:2]) is None
+
+
+def test_corrupted_images_keep_their_own_indices_in_the_records(tmp_path):
+    """Published corruptions beside a test split of another order are other images: their
+    records carry their own indices, which `index_of` hands out by key."""
+    import numpy as np
+
+    from robust_ssl.evaluation.records import corruption_accuracies
+    from robust_ssl.evaluation.result import read_records, write_records
+
+    every = np.ones(4, dtype=bool)
+    attacks = {"clean": (every, np.array([1, 1, 0, 0], dtype=bool))}
+    corrupted = {"corruption/fog/1": (np.ones(3, dtype=bool), np.array([1, 0, 0], dtype=bool)),
+                 "corruption/fog/2": (np.ones(3, dtype=bool), np.array([1, 1, 1], dtype=bool)),
+                 "corruption/snow/1": (np.ones(3, dtype=bool), np.array([0, 0, 0], dtype=bool))}
+    write_records(tmp_path / "r.json", attacks, [10, 11, 12, 13], corrupted, [5, 7, 9])
+    records = read_records(tmp_path / "r.json")
+    assert list(records.index_of("clean")) == [10, 11, 12, 13]
+    assert list(records.index_of("corruption/fog/2")) == [5, 7, 9]
+    assert records.right["corruption/fog/1"].tolist() == [True, False, False]
+    found = corruption_accuracies(corrupted)
+    assert found["per_corruption"] == {"fog": (1 / 3 + 1) / 2, "snow": 0.0}
+    assert found["per_severity"] == {"1": 1 / 6, "2": 1.0}
+    assert found["mean"] == (1 / 3 + 1 + 0) / 3
+    write_records(tmp_path / "plain.json", attacks, [10, 11, 12, 13])
+    assert read_records(tmp_path / "plain.json").corruption_index is None

@@ -26,7 +26,7 @@ from robust_ssl.data.corruptions import (SEVERITIES, check_corruptions, choose_s
 from robust_ssl.data.modules import check_classes
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.evaluation.classifier import load_classifier
-from robust_ssl.evaluation.records import subset_metrics, worst_case
+from robust_ssl.evaluation.records import corruption_accuracies, subset_metrics, worst_case
 from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, eps_name, git_commit,
                                           key, versions, write_records, write_result)
 from robust_ssl.evaluation.sanity import sanity_checks
@@ -272,7 +272,7 @@ class AdversarialEvaluator(pl.LightningModule):
         count = self.hparams.autoattack_examples
         return count is None or count > 0
 
-    def _corruptions(self) -> tuple[dict, dict | None, torch.Tensor | None]:
+    def _corruptions(self) -> tuple[dict, dict | None, np.ndarray | None]:
         """Clean accuracy under every corruption and severity asked for: (per-image records,
         the summary for the result, the corrupted images' indices); nothing when none."""
         if not self.corruption_names:
@@ -298,23 +298,15 @@ class AdversarialEvaluator(pl.LightningModule):
                 right = self._predict_right(found.images, found.labels)
                 records[f"{CORRUPTION}{name}/{severity}"] = (np.ones(len(right), dtype=bool),
                                                              right)
-        each = {k.removeprefix(CORRUPTION): float(v[1].mean()) for k, v in records.items()}
-        mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
-        summary = {
-            "source": describe(source, data_dir, dataset, hp.corruption_seed), "kind": source,
-            "paired": paired, "images": int(len(index)) if index is not None else 0,
-            "evaluated": names, "skipped": skipped, "mean": mean(list(each.values())),
-            "per_severity": {str(s): mean([v for k, v in each.items() if k.endswith(f"/{s}")])
-                             for s in SEVERITIES},
-            "per_corruption": {n: mean([v for k, v in each.items() if k.startswith(f"{n}/")])
-                               for n in names},
-            "each": each}
+        summary = {"source": describe(source, data_dir, dataset, hp.corruption_seed),
+                   "kind": source, "paired": paired,
+                   "images": int(len(index)) if index is not None else 0,
+                   "evaluated": names, "skipped": skipped} | corruption_accuracies(records)
         for part in ("per_severity", "per_corruption"):
             for name, value in summary[part].items():
                 self.log(f"test/corruption/{part.removeprefix('per_')}/{name}", value,
                          rank_zero_only=True)
-        return ({k: (ran, right) for k, (ran, right) in records.items()}, summary,
-                index.numpy() if index is not None else None)
+        return records, summary, index.numpy() if index is not None else None
 
     def _predict_right(self, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         """Whether the classifier gets each uint8 image right (clean inference, in batches)."""

@@ -1,12 +1,13 @@
 """Per-image records: whether each test image survived each attack setting, and what follows
 from them on the same images (auto-attack's `robust_flags`): accuracies, the worst case per
-image over the attacks at one ε, the metrics of a subset."""
+image over the attacks at one ε, the metrics of a subset, the corruptions' accuracies."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from robust_ssl.evaluation.result import budget_key, budgets, eps_value, key
+from robust_ssl.evaluation.result import CORRUPTION, budget_key, budgets, eps_value, key
 
 WORST_CASE = ("fgsm", "pgd", "autoattack")  # attacks that count in the worst case (not noise)
 
@@ -36,3 +37,23 @@ def subset_metrics(records: Records, mask: torch.Tensor) -> dict[str, float]:
         if worst == worst:  # not NaN
             found[budget_key("worst", budget)] = worst
     return found
+
+
+def corruption_accuracies(records: dict[str, tuple]) -> dict:
+    """From `corruption/<name>/<severity>` records (ran, right): each set's accuracy, their
+    mean, and the means per severity and per corruption (sets of equal size: the mean of
+    means is the mean over every corrupted image)."""
+    each = {k.removeprefix(CORRUPTION): float(np.mean(right)) for k, (_, right) in records.items()}
+
+    def mean(chosen) -> float:
+        chosen = list(chosen)
+        return float(np.mean(chosen)) if chosen else float("nan")
+
+    names = dict.fromkeys(k.partition("/")[0] for k in each)
+    severities = dict.fromkeys(k.partition("/")[2] for k in each)
+    return {"mean": mean(each.values()),
+            "per_severity": {s: mean(v for k, v in each.items() if k.partition("/")[2] == s)
+                             for s in severities},
+            "per_corruption": {n: mean(v for k, v in each.items() if k.partition("/")[0] == n)
+                               for n in names},
+            "each": each}
