@@ -238,3 +238,5 @@ def test_bad_encoder_entries_are_one_clear_error_each(tmp_path):
     twice = grid.parse_encoder(f"acl={good}")
     with pytest.raises(RobustSSLError, match="names an encoder twice"):
         grid.cells_of("robustssl", "cifar10", (0,), encoders=(twice, twice))
+    with pytest.raises(RobustSSLError, match="OURS names 'simclr2', which is no pretext task"):
+        grid.cells_of("robustssl", "cifar10", (0,), ours=("simclr2",))

@@ -257,9 +257,15 @@ def robustssl(pretrain: str, seeds: tuple[int, ...], profile: str,
     """Each encoder under SLF, ALF and AFF as the RobustSSL benchmark runs them: the imported
     files (one import cell each, whatever the seeds) and this suite's pretraining cells (the
     same as Table 1's and Table 3's, reused); row = encoder, column = policy."""
+    from robust_ssl.runs.configs import pretext_tasks
+
     names = [e.name for e in encoders]
     if len(set(names)) != len(names):
         raise RobustSSLError(f"ENCODERS names an encoder twice: {', '.join(names)}")
+    unknown = [task for task in ours if task not in pretext_tasks()]
+    if unknown:
+        raise RobustSSLError(f"OURS names {unknown[0]!r}, which is no pretext task: choose from "
+                             f"{', '.join(pretext_tasks())}, or leave OURS empty")
     cells = [Cell(f"external-{e.name}", "import", 0, row=e.name, source=e.path,
                   overrides=tuple(f"{key}={value}" for key, value in e.options))
              for e in encoders]
