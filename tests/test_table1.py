@@ -288,6 +288,7 @@ def test_smoke_robustssl_table_reads_a_foreign_encoder_and_reruns_nothing(table_
     assert result["corruptions"]["kind"] == "generated" and result["pretraining"]["layout"] == "acl"
     text = (out / "robustssl.md").read_text()
     assert "generated corruptions, not CIFAR-10-C" in text and "## The published leaderboard" in text
+    assert "Epochs trained: SLF 1, ALF 1, AFF 1 (the benchmark: 25 each)." in text
     assert list(out.glob("wandb/offline-run-*")), "the table was not logged to W&B"
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "0 done, 12 up to date" in again.stdout, again.stdout[-2000:]

@@ -53,6 +53,22 @@ def corruption_source(runs: dict[str, Result]) -> str | None:
             f"images{skipped}.")
 
 
+def epochs_run(results: Path, cells: list[grid.Cell]) -> str:
+    """The epochs each policy's cells trained (their config.yaml), beside the protocol's 25:
+    a profile's cut shows in the table, not only in the README."""
+    import yaml
+
+    found: dict[str, set] = {}
+    for cell in cells:
+        config = results / cell.name / "config.yaml"
+        if cell.evaluated and config.is_file():
+            epochs = (yaml.safe_load(config.read_text()) or {}).get("trainer", {}).get("max_epochs")
+            found.setdefault(cell.column, set()).add(epochs)
+    shown = ", ".join(f"{policy} {'/'.join(str(e) for e in sorted(found[policy], key=str))}"
+                      for policy in grid.ROBUSTSSL_POLICIES if policy in found)
+    return f"Epochs trained: {shown} (the benchmark: 25 each)." if shown else ""
+
+
 def row_labels(cells: list[grid.Cell], runs: dict[str, Result]) -> dict[str, str]:
     labels = {}
     for cell in cells:
@@ -167,7 +183,8 @@ def write_robustssl(results: Path, profile: str, pretrain_data: str, seeds: tupl
               "examples), AFF = adversarial full fine-tuning (TRADES, β = 6, TRADES-10), with "
               "the benchmark's optimiser, schedule, batch and augmentation "
               "(experiments/protocols/robustssl/; the README lists every value, its source and "
-              "this suite's deviations). The last epoch's classifier, as the benchmark keeps."]
+              "this suite's deviations). The last epoch's classifier, as the benchmark keeps. "
+              + epochs_run(results, cells)]
     notes += [corruptions] if corruptions else []
     text = markdown(title, labels, shown, table, {}, notes)
     settings = [(header, metric) for header, metric in METRICS if header in headers]
