@@ -204,6 +204,10 @@ def test_the_robustssl_table_runs_three_policies_per_encoder_under_the_protocol(
     assert {"model.backbone=resnet18", "model.stem=cifar", "trainer.max_epochs=1"} <= set(alf.overrides)
     slf = names["simclr-cifar10-robustssl-slf-s0"]
     assert slf.encoder == "simclr-cifar10-s0" and slf.overrides == ()  # quick's own 4 epochs
+    assert "model.lr=0.01" in names["simclr-cifar10-robustssl-aff-s0"].overrides  # Adam-made
+    assert not any(o.startswith("model.lr") for o in alf.overrides)
+    paper = grid.cells_of("robustssl", "cifar10", (0,), profile="paper")
+    assert all(c.overrides == () for c in paper if c.column == "AFF")  # the benchmark's 0.1
     assert grid.cells_of("robustssl", "cifar10", (0,), profile="quick", ours=()) == []
     only = grid.cells_of("robustssl", "cifar10", (0,), encoders=(external,), ours=())
     assert {c.row for c in only} == {"acl"}
