@@ -243,8 +243,7 @@ def import_stage(args: argparse.Namespace) -> None:
         return
     options = import_options(args)
     metadata = import_encoder(args.source, encoder, **options)
-    write_text_atomically(run_dir / IMPORT_RECORD, json.dumps(current, indent=1, sort_keys=True)
-                          + "\n")
+    write_text_atomically(run_dir / IMPORT_RECORD, record_text(current))
     print(f"imported {args.source} into {encoder}: layout {metadata['layout']}, "
           f"{options['backbone']} with the {options['stem']} stem, BatchNorm branch "
           f"{metadata.get('branch', 'the only one')}, normalisation {metadata['normalization']}",
