@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+import torch
+
 from robust_ssl.runs import grid
 
 
@@ -141,10 +143,13 @@ def test_table3_reuses_simclr_and_its_clean_probe_and_names_each_policy():
     assert "model.adv_weight=1.0" not in trades.overrides  # TRADES's loss, not the mix
 
 
-def test_a_rehearsal_cuts_batches_not_configs():
+def test_a_rehearsal_cuts_batches_not_configs(monkeypatch):
     """A rehearsal cell is its profile's config with epochs, batches and subsets cut, under
-    its own results root; the curve keeps one epoch per segment so segments still continue."""
+    its own results root; the curve keeps one epoch per segment so segments still continue.
+    On a GPU the batch size and mixed precision stay; on a CPU they are cut too."""
     from robust_ssl.runs import rehearsal, run
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
     def resolved(stage, *sets, rehearse=True, task="simclr"):
         args = run.parser().parse_args(
@@ -174,6 +179,13 @@ def test_a_rehearsal_cuts_batches_not_configs():
     args = grid.parser().parse_args(["curve", "--profile", "paper", "--results", "r",
                                      "--rehearse"])
     assert grid.epochs_of(args) == ((1, 2, 3, 4, 5, 6, 7, 8), (1, 2, 3, 4, 5, 6, 7, 8))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    on_cpu = resolved("pretrain")
+    assert on_cpu["trainer"]["precision"] == rehearsal.CPU_PRECISION == "32-true"
+    assert on_cpu["data"]["init_args"] == cut["data"]["init_args"] | {"batch_size": 16}
+    assert on_cpu["model"] == cut["model"]
+    assert resolved("finetune")["data"]["init_args"]["train_limit"] == 2 * 16
 
 
 def acl_file(path: Path) -> Path:
