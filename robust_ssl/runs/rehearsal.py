@@ -8,13 +8,14 @@ labeled sets to a few batches of a small evaluation batch, the validation PGD, t
 AutoAttack to a few images, the evaluation's PGD and AutoAttack's attacks to two iterations
 each (every setting still runs; an image that no attack breaks would otherwise cost a CPU two
 minutes of AutoAttack), the kNN monitor's bank and queries. On a CPU, also the training batch (to
-16 images) and mixed precision (to 32-true): a CPU emulates bf16 (10x slower than float32 on an
-EPYC's two cores, measured: 100 s against 9.5 s for a ResNet-18 step of 64 CIFAR images), and
-the paper profile's 2 x 256 views then cost a rehearsal's pretraining 15 minutes; the GPU
-runs its bf16 and its batch sizes as they are. What the real run's steps cost, the
-budget benchmark measures apart (the projection that ends a rehearsal). Rehearsals write under
-their own results root (`<results>/<profile>-rehearsal`), and the cuts are in their
-fingerprints, so a rehearsal can never be taken for, or block, a real result.
+16 images) and mixed precision (to 32-true): a CPU without bf16 units emulates it (10x slower
+than float32 on an EPYC's two cores, measured beside another job: 100 s against 9.5 s for a
+ResNet-18 step of 64 CIFAR images), and the paper profile's 2 x 256 views then cost a
+rehearsal's pretraining 15 minutes; a GPU runs its bf16 and batch sizes as they are. What the
+real run's steps cost, the budget benchmark measures apart (the projection that ends a
+rehearsal). Rehearsals write under their own results root (`<results>/<profile>-rehearsal`),
+and the cuts are in their fingerprints, so a rehearsal can never be taken for, or block, a real
+result.
 """
 
 from __future__ import annotations
