@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -289,6 +290,12 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
+def limited(split, limit: int):
+    """A stratified subset of `limit` images of a split."""
+    keep = stratified_limit(split.labels, limit)
+    return dataclasses.replace(split, images=split.images[keep], labels=split.labels[keep])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -306,11 +313,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
-    train_split, test_split = (load_split("cifar10", split, args.data_dir)
-                               for split in ("train", "test"))
-    for split, limit in ((train_split, args.images), (test_split, args.test_images)):
-        keep = stratified_limit(split.labels, limit)
-        split.images, split.labels = split.images[keep], split.labels[keep]
+    train_split, test_split = (limited(load_split("cifar10", split, args.data_dir), limit)
+                               for split, limit in (("train", args.images),
+                                                    ("test", args.test_images)))
     print(f"CIFAR-10 from {args.data_dir}: {len(train_split)} training images, "
           f"{len(test_split)} test images; {args.epochs} epochs of batch {args.batch} "
           f"({args.epochs * (len(train_split) // args.batch)} steps), {args.optimizer}, "

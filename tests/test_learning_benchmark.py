@@ -99,3 +99,10 @@ def test_paired_interval_over_seeds():
     mean, low, high = learning.interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and low < 2.0 < high
     assert high - mean == pytest.approx(4.302653 * 1.0 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2)
+
+
+def test_the_benchmark_limits_each_split_to_a_stratified_subset():
+    split = coloured_squares(10, seed=0)
+    subset = learning.limited(split, 8)
+    assert torch.bincount(subset.labels).tolist() == [2] * CLASSES
+    assert subset.classes == split.classes and len(split) == 10 * CLASSES  # the original kept
