@@ -135,9 +135,7 @@ class Suite(nn.Module):
         return self.pretrainer.loss(images)
 
     def after_step(self, step: int, total_steps: int) -> None:
-        for task in self.pretrainer.tasks:
-            if hasattr(task, "after_optimizer_step"):
-                task.after_optimizer_step(self.encoder, step, total_steps)
+        self.pretrainer.move_momentum_networks(step, total_steps)
 
 
 def suite_task_arguments(method: str, profile: str) -> dict:

@@ -128,10 +128,15 @@ class Pretrainer(pl.LightningModule):
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
-        step, total = self.trainer.global_step, int(self.trainer.estimated_stepping_batches)
+        self.move_momentum_networks(self.trainer.global_step,
+                                    int(self.trainer.estimated_stepping_batches))
+
+    def move_momentum_networks(self, step: int, total_steps: int) -> None:
+        """Each task's momentum copy after an optimiser step (a loop without Lightning calls it
+        too: benchmarks/learning.py)."""
         for task in self.tasks:
             if hasattr(task, "after_optimizer_step"):
-                task.after_optimizer_step(self.encoder, step, total)
+                task.after_optimizer_step(self.encoder, step, total_steps)
 
     def configure_optimizers(self):
         hp = self.hparams
