@@ -48,12 +48,14 @@ def started(out: Path, stage: str) -> bool:
 @pytest.mark.slow
 def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table_data, tmp_path):
     """SIGKILL (no cleanup possible) during pretraining, fine-tuning and evaluation; each rerun
-    carries on, finished results are reused byte for byte, and no partial file is a result."""
+    carries on, finished results are reused byte for byte, and no partial file is a result. One
+    seed: a second doubled the test's cost (CI), and the statistics over seeds are the report's
+    (test_report.py, on hand-made results)."""
     results = tmp_path / "results"
     out = results / "smoke"
     kept: dict[Path, tuple[int, str]] = {}
     for stage in ("pretraining", "fine-tuning", "evaluation"):
-        process = make_table1(table_data, results, "off", "SEEDS=0 1")
+        process = make_table1(table_data, results, "off")
         deadline = time.time() + 600
         while not started(out, stage) and process.poll() is None and time.time() < deadline:
             time.sleep(0.02)
@@ -63,12 +65,12 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
         kept.update(finished_results(out))
     assert not (out / "table1.md").exists()
 
-    second = make_table1(table_data, results, "offline", "SEEDS=0 1")
+    second = make_table1(table_data, results, "offline")
     log = second.communicate(timeout=900)[0]
     assert second.returncode == 0, log[-3000:]
     assert finished_results(out).items() >= kept.items(), "a finished result was recomputed"
-    results_of = {p.stem: json.loads(p.read_text()) for p in out.glob("*-s[01].json")}
-    assert len(results_of) == 2 * 12
+    results_of = {p.stem: json.loads(p.read_text()) for p in out.glob("*-s0.json")}
+    assert len(results_of) == 12
     for result in results_of.values():  # the smoke profile covers the ε sweep and worst case
         assert {"worst@8/255", "fgsm@2/255", "pgd@2/255"} <= set(result["metrics"])
         assert result["examples"]["sweep_subset"] > 0
@@ -76,20 +78,19 @@ def test_smoke_table_killed_at_any_stage_resumes_and_reuses_finished_cells(table
         assert "state_dict" in torch.load(classifier, weights_only=True)
 
     table = (out / "table1.md").read_text()
-    assert "CIFAR-100 train" in table and "over 2 seeds (0, 1)" in table
+    assert "CIFAR-100 train" in table and "one seed (0)" in table
     with open(out / "table1.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["row"] for row in rows] == ROWS
     for row in rows:
         means = [float(v) for h, v in row.items() if h.endswith(" mean")]
         assert len(means) == 8 and all(0 <= v <= 100 for v in means)
-        assert {v for h, v in row.items() if h.endswith(" seeds")} == {"2"}
+        assert {v for h, v in row.items() if h.endswith(" seeds")} == {"1"}
         supervised = [c for c in ("clean", "adv") if row["row"].startswith("supervised")]
-        for column in supervised:  # the row's mean is the mean of its two seeds' JSONs
-            name = f"supervised-{column}"
-            runs = [results_of[f"{name}-s{seed}"]["metrics"]["clean"] for seed in (0, 1)]
+        for column in supervised:  # the row's number is its result JSON's, in %
+            clean = results_of[f"supervised-{column}-s0"]["metrics"]["clean"]
             header = "clean" if column == "clean" else "clean, adv. FT"
-            assert float(row[f"{header} mean"]) == pytest.approx(50 * sum(runs), abs=0.01)
+            assert float(row[f"{header} mean"]) == pytest.approx(100 * clean, abs=0.01)
     for chart in ("table1.png", "table1_eps.png"):
         assert (out / chart).stat().st_size > 10_000
     assert list((out).glob("wandb/offline-run-*")), "the table was not logged to W&B"
