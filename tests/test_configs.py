@@ -172,9 +172,11 @@ def test_smoke_pretrain_finetune_evaluate_chain_runs_by_hand(tmp_path):
 def test_each_backbone_runs_the_chain_with_a_momentum_task(backbone, stem, tmp_path):
     """A smoke run of each kind of backbone beyond ResNet-18, pretraining with BYOL (the
     momentum copy of a wide network too); the evaluation's attacks cut to a couple of steps (CPU
-    time). WRN-34-10 is WRN-28-10's class at another depth (its size and forward pass:
-    test_backbone.py); its own chain cost CI 180 s."""
-    model_args = ["--model.init_args.backbone", backbone, "--model.init_args.stem", stem]
+    time), training on batches of 4 without Lightning's sanity-check validation (WRN-28-10's
+    chain: 124 s with the smoke batch of 16, 79 s so). WRN-34-10 is WRN-28-10's class at another
+    depth (its size and forward pass: test_backbone.py); its own chain cost CI 180 s."""
+    model_args = ["--model.init_args.backbone", backbone, "--model.init_args.stem", stem,
+                  "--data.init_args.batch_size", "4", "--trainer.num_sanity_val_steps", "0"]
     result = by_hand_chain(tmp_path, "byol", model_args, [
         "--model.init_args.pgd_steps", "2", "--model.init_args.large_eps_steps", "1",
         "--model.init_args.sweep_epsilons", "[]"])
