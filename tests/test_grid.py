@@ -183,9 +183,9 @@ def test_a_rehearsal_cuts_batches_not_configs(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     on_cpu = resolved("pretrain")
     assert on_cpu["trainer"]["precision"] == rehearsal.CPU_PRECISION == "32-true"
-    assert on_cpu["data"]["init_args"] == cut["data"]["init_args"] | {"batch_size": 16}
+    assert on_cpu["data"]["init_args"] == cut["data"]["init_args"] | {"batch_size": rehearsal.CPU_BATCH}
     assert on_cpu["model"] == cut["model"]
-    assert resolved("finetune")["data"]["init_args"]["train_limit"] == 2 * 16
+    assert resolved("finetune")["data"]["init_args"]["train_limit"] == 2 * rehearsal.CPU_BATCH
 
 
 def acl_file(path: Path) -> Path:

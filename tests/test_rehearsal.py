@@ -2,7 +2,7 @@
 protocol (with an encoder file in ACL's layout; its cells are Table 3's adversarial encoder and
 paper-scale PGD-10 and TRADES fine-tuning, whose table the smoke tier runs) run their paper
 configs (CIFAR stem, AutoAttack, corruptions; bf16-mixed and batch 256 on a GPU, float32 and
-batch 16 on a CPU) cut to a couple of batches, so a paper YAML that cannot run fails here, on a
+batch 8 on a CPU) cut to a couple of batches, so a paper YAML that cannot run fails here, on a
 CPU; the curve's rehearsal runs in the quick profile."""
 
 import json
@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from robust_ssl.runs import rehearsal
 from tests.conftest import write_cifar_files, write_image_folder
 from tests.test_layouts import acl_keys, torchvision_weights
 
@@ -59,7 +60,7 @@ def test_the_paper_profile_rehearses_its_tables_its_protocol_and_the_curve(tmp_p
     on_gpu = torch.cuda.is_available()  # a CPU rehearses float32 at batch 16 (rehearsal.py)
     config = yaml.safe_load((out / "simclr-cifar100-s0" / "config.yaml").read_text())
     assert config["trainer"]["precision"] == ("bf16-mixed" if on_gpu else "32-true")
-    assert config["data"]["init_args"]["batch_size"] == (256 if on_gpu else 16)
+    assert config["data"]["init_args"]["batch_size"] == (256 if on_gpu else rehearsal.CPU_BATCH)
     assert config["model"]["init_args"]["stem"] == "cifar"
     for name in ("table1", "table2", "robustssl"):
         assert (out / f"{name}.png").stat().st_size > 10_000
@@ -70,7 +71,7 @@ def test_the_paper_profile_rehearses_its_tables_its_protocol_and_the_curve(tmp_p
     aff = yaml.safe_load((out / "external-acl-robustssl-aff-s0" / "config.yaml").read_text())
     assert aff["model"]["init_args"]["attack"]["init_args"]["steps"] == 10
     assert aff["trainer"]["max_epochs"] == 1
-    assert aff["data"]["init_args"]["batch_size"] == (128 if on_gpu else 16)
+    assert aff["data"]["init_args"]["batch_size"] == (128 if on_gpu else rehearsal.CPU_BATCH)
     assert (results / "quick-rehearsal" / "curve.png").stat().st_size > 10_000
     segment = torch.load(results / "quick-rehearsal" / "simclr-cifar100-e2-s0" / "encoder.pt",
                          weights_only=True)

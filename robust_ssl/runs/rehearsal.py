@@ -8,7 +8,7 @@ labeled sets to a few batches of a small evaluation batch, the validation PGD, t
 AutoAttack to a few images, the evaluation's PGD and AutoAttack's attacks to two iterations
 each (every setting still runs; an image that no attack breaks would otherwise cost a CPU two
 minutes of AutoAttack), the kNN monitor's bank and queries. On a CPU, also the training batch (to
-16 images) and mixed precision (to 32-true): a CPU without bf16 units emulates it (10x slower
+8 images) and mixed precision (to 32-true): a CPU without bf16 units emulates it (10x slower
 than float32 on an EPYC's two cores, measured beside another job: 100 s against 9.5 s for a
 ResNet-18 step of 64 CIFAR images), and the paper profile's 2 x 256 views then cost a
 rehearsal's pretraining 15 minutes; a GPU runs its bf16 and batch sizes as they are. What the
@@ -26,11 +26,11 @@ from robust_ssl.runs import configs
 
 # two, not one: the CLI reads `limit_train_batches: 1` as the float 1.0, i.e. every batch
 TRAIN_BATCHES, VAL_BATCHES = 2, 1
-EVAL_BATCH, TEST_IMAGES, VAL_IMAGES = 16, 16, 16  # one evaluation batch each
-VAL_PGD_IMAGES, SWEEP_IMAGES, AUTOATTACK_IMAGES = 8, 8, 2
+EVAL_BATCH, TEST_IMAGES, VAL_IMAGES = 8, 8, 8  # one evaluation batch each
+VAL_PGD_IMAGES, SWEEP_IMAGES, AUTOATTACK_IMAGES = 4, 4, 2
 EVAL_PGD_STEPS, AUTOATTACK_ITERATIONS = 2, 2
 KNN_BANK, KNN_QUERIES = 256, 128
-CPU_BATCH, CPU_PRECISION = 16, "32-true"
+CPU_BATCH, CPU_PRECISION = 8, "32-true"
 
 
 def cut(config: dict, keeps_epochs: bool) -> dict:
