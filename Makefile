@@ -62,6 +62,9 @@ SLURM_CONSTRAINT ?=
 SLURM_OPTIONS ?=
 SLURM_CONFIG ?=
 DRY_RUN ?= 0
+# a cell another process runs (a second make on this RESULTS, a SLURM job): wait for it and
+# read it as up to date, or skip it and what needs it (robust_ssl/runs/celllock.py)
+HELD ?= wait
 # every cell runs once per seed; the tables give mean ± std over them
 SEEDS ?= $(if $(and $(filter paper,$(PROFILE)),$(filter-out 1,$(REHEARSE))),0 1 2,0)
 # 1: every cell of the table cut to a couple of batches (robust_ssl/runs/rehearsal.py), under
@@ -101,6 +104,9 @@ $(error CURVE_EPOCHS='$(CURVE_EPOCHS)' SUPERVISED_EPOCHS='$(SUPERVISED_EPOCHS)' 
 endif
 ifneq ($(shell echo '$(JOBS)' | grep -Eqx '[1-9][0-9]*' && echo ok),ok)
 $(error JOBS='$(JOBS)' is not a number of cells at once: give a positive integer, e.g. JOBS=2)
+endif
+ifeq ($(filter $(HELD),wait skip),)
+$(error HELD=$(HELD) is unknown: choose wait (the default: a cell another process runs is awaited) or skip)
 endif
 ifeq ($(filter $(EXECUTOR),local slurm),)
 $(error EXECUTOR=$(EXECUTOR) is unknown: choose local (this machine) or slurm (a SLURM cluster))

@@ -16,7 +16,7 @@ GRID_ARGS = --profile $(PROFILE) --results '$(OUT)' --data-dir '$(DATA_DIR)' \
 
 # each given SLURM_* variable as the grid's flag (robust_ssl/runs/slurm.py)
 slurm_flag = $(if $(strip $(2)),$(1) '$(strip $(2))')
-EXECUTOR_ARGS = --executor $(EXECUTOR) $(if $(filter 1,$(DRY_RUN)),--dry-run) \
+EXECUTOR_ARGS = --executor $(EXECUTOR) $(if $(filter 1,$(DRY_RUN)),--dry-run) --held $(HELD) \
     $(call slurm_flag,--slurm-partition,$(SLURM_PARTITION)) \
     $(call slurm_flag,--slurm-account,$(SLURM_ACCOUNT)) \
     $(call slurm_flag,--slurm-qos,$(SLURM_QOS)) $(call slurm_flag,--slurm-time,$(SLURM_TIME)) \

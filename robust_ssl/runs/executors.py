@@ -9,6 +9,10 @@ anything failed.
 into this terminal, as the grid always did; `jobs=N` runs up to N at once, each with its own
 GPU (CUDA_VISIBLE_DEVICES) where there are GPUs, else sharing the CPU cores (see
 LocalExecutor), each writing its output to `<run dir>/grid.log`.
+
+A cell that another process holds (celllock.py: a second grid on the same results tree, a
+SLURM job, a hand-run cell) is never started: by default the executor waits for it and then
+reads it as up to date; with `held="skip"` it leaves it, and what needs it, and says so.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.runs import launch
+from robust_ssl.runs import celllock, launch
 
 
 POLL_SECONDS = 0.1  # how often running cells are looked at
@@ -37,7 +41,8 @@ class Job:
 
 @dataclass
 class Summary:
-    states: dict[str, str] = field(default_factory=dict)  # name -> done|up to date|failed|skipped
+    # name -> done|up to date|failed|skipped|held (left to the process that holds it)
+    states: dict[str, str] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)  # failed name -> where to look
 
     def count(self, state: str) -> int:
@@ -49,7 +54,9 @@ class Summary:
 
     def text(self, table: str) -> str:
         parts = [f"{self.count(s)} {s}" for s in ("done", "up to date", "failed", "skipped")]
-        lines = [f"{table}: " + ", ".join(parts) + " (skipped: a cell they need failed)"]
+        if self.count("held"):
+            parts.append(f"{self.count('held')} held by another process (not run; rerun to read them)")
+        lines = [f"{table}: " + ", ".join(parts) + " (skipped: a cell they need failed or is held)"]
         lines += [f"  failed: {name} (log: {log})" for name, log in self.logs.items()]
         return "\n".join(lines)
 
@@ -111,8 +118,14 @@ class Progress:
         self(job, event)
 
 
+HELD_POLICIES = ("wait", "skip")
+
+
 class LocalExecutor:
-    def __init__(self, jobs: int = 1, gpus: int | None = None):
+    def __init__(self, jobs: int = 1, gpus: int | None = None, held: str = "wait"):
+        if held not in HELD_POLICIES:
+            raise RobustSSLError(f"HELD={held} is unknown: choose wait (the default) or skip")
+        self.held = held
         if jobs < 1:
             raise RobustSSLError(f"JOBS={jobs}: run at least one cell at a time")
         self.gpus = gpu_count() if gpus is None else gpus
@@ -132,16 +145,33 @@ class LocalExecutor:
         progress = Progress(jobs, summary, parallel=self.jobs)
         running: list[tuple[object, Job, int | None]] = []  # process, job, gpu
         free_gpus = list(range(self.gpus))
+        waiting: set[str] = set()  # cells another process holds, told once
         while pending or running:
+            held_now = False
             for job in list(pending):
                 if len(running) >= self.jobs:
                     break
                 needed = [summary.states.get(name) for name in job.needs]
-                if any(state in ("failed", "skipped") for state in needed):
+                if any(state in ("failed", "skipped", "held") for state in needed):
                     pending.remove(job)
                     summary.states[job.name] = "skipped"
-                    progress(job, "skipped, a cell it needs failed")
+                    progress(job, "skipped, a cell it needs " + (
+                        "is held by another process" if "held" in needed else "failed"))
                 elif all(state in ("done", "up to date") for state in needed):
+                    holder = celllock.holder(job.run_dir)
+                    if holder is not None and self.held == "skip":
+                        pending.remove(job)
+                        summary.states[job.name] = "held"
+                        progress(job, f"not run: held by {celllock.describe(holder)}")
+                        continue
+                    if holder is not None:
+                        held_now = True
+                        if job.name not in waiting:
+                            waiting.add(job.name)
+                            progress(job, f"waiting: held by {celllock.describe(holder)}")
+                        if self.jobs == 1:
+                            break
+                        continue
                     pending.remove(job)
                     if finished(job):
                         summary.states[job.name] = "up to date"
@@ -155,7 +185,7 @@ class LocalExecutor:
                     progress.started(job, "started" + (f" on GPU {gpu}" if gpu is not None else ""))
                 elif self.jobs == 1:
                     break  # the table's order: wait for what this cell needs
-            if not running and pending:
+            if not running and pending and not held_now:
                 raise RuntimeError(f"{pending[0].name} waits for cells that never run: list "
                                    "each cell after the cells it needs")
             ended = [entry for entry in running if entry[0].poll() is not None]

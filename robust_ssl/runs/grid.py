@@ -366,7 +366,7 @@ def run_table(args: argparse.Namespace) -> int:
         from robust_ssl.runs import slurm
 
         executor = slurm.SlurmExecutor(slurm_options(args), slurm.new_folder(Path(args.results)),
-                                       dry_run=args.dry_run)
+                                       dry_run=args.dry_run, held=args.held)
         if not args.dry_run and not slurm.available():
             raise RobustSSLError("EXECUTOR=slurm but no SLURM controller answers here (`sinfo` "
                                  "fails): run on a cluster's login node, or use EXECUTOR=local")
@@ -376,7 +376,7 @@ def run_table(args: argparse.Namespace) -> int:
         if args.dry_run:
             raise RobustSSLError("--dry-run (DRY_RUN=1) prints a SLURM submission plan: use it "
                                  "with --executor slurm (EXECUTOR=slurm)")
-        executor = LocalExecutor(args.jobs)
+        executor = LocalExecutor(args.jobs, held=args.held)
         if launch.can_fork():  # the cells' OpenMP reads its settings when torch loads, here
             os.environ.update(executor.cpu_env)
             launch.warm_up(wandb=(args.wandb or os.environ.get("WANDB", "offline")) != "off")
@@ -531,6 +531,10 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
                    "through submitit, after the cells it needs (EXECUTOR=slurm for make)")
     p.add_argument("--dry-run", action="store_true",
                    help="slurm: print the plan (cells, dependencies, resources), submit nothing")
+    p.add_argument("--held", choices=("wait", "skip"), default="wait",
+                   help="a cell another process holds (a second grid on this results tree, a "
+                   "SLURM job, a hand-run cell): wait for it and read it as up to date, or "
+                   "skip it and the cells that need it (HELD=skip for make)")
     slurm = p.add_argument_group("slurm executor (each cell's request; default: the cluster's)")
     slurm.add_argument("--slurm-config", metavar="YAML",
                        help="the options below as a YAML mapping (flags override it): partition, "

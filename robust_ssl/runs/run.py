@@ -33,7 +33,7 @@ import torch
 import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from robust_ssl.runs import configs, rehearsal
+from robust_ssl.runs import celllock, configs, rehearsal
 from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.evaluation.result import read_result, records_path
@@ -408,7 +408,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     with exit_on_user_error():
-        check_data(args) if args.stage == "check-data" else run_stage(args)
+        if args.stage == "check-data":
+            check_data(args)
+        elif not primary():  # a later DDP rank: the first rank holds the cell
+            run_stage(args)
+        else:
+            with celllock.hold(args.run_dir, waiting=lambda holder: print(
+                    f"{Path(args.run_dir).name}: held by {celllock.describe(holder)}; waiting "
+                    "for it (its result then reads as up to date)", flush=True)):
+                run_stage(args)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from pathlib import Path
 import yaml
 
 from robust_ssl.errors import RobustSSLError
-from robust_ssl.runs import launch
-from robust_ssl.runs.executors import Job, Progress, Summary, finished
+from robust_ssl.runs import celllock, launch
+from robust_ssl.runs.executors import HELD_POLICIES, Job, Progress, Summary, finished
 
 POLL_SECONDS = 2.0
 # squeue's states of a job that has not ended (a requeued job passes through them again)
@@ -181,15 +181,32 @@ class Scheduler:
 
 class SlurmExecutor:
     def __init__(self, options: SlurmOptions, folder: Path, scheduler=None,
-                 dry_run: bool = False):
+                 dry_run: bool = False, held: str = "wait"):
+        if held not in HELD_POLICIES:
+            raise RobustSSLError(f"HELD={held} is unknown: choose wait (the default) or skip")
         self.options, self.folder, self.dry_run = options, Path(folder), dry_run
-        self.scheduler = scheduler
+        self.scheduler, self.held = scheduler, held
 
     def plan(self, jobs: list[Job]) -> dict[str, str]:
         """name -> "up to date" for cells nothing is left to do for (nor for what they need),
+        "held" for cells another process holds (with held="skip"; by default the plan waits
+        for them, so a cell running elsewhere is never submitted again) and what needs them,
         else "submit"."""
         plan: dict[str, str] = {}
         for job in jobs:
+            if any(plan[name] == "held" for name in job.needs):
+                plan[job.name] = "held"
+                continue
+            holder = celllock.holder(job.run_dir)
+            if holder is not None and self.held == "skip":
+                print(f"{job.name}: not submitted, held by {celllock.describe(holder)}", flush=True)
+                plan[job.name] = "held"
+                continue
+            if holder is not None and not self.dry_run:
+                print(f"{job.name}: held by {celllock.describe(holder)}; waiting for it before "
+                      "submitting anything after it", flush=True)
+                while celllock.holder(job.run_dir) is not None:
+                    time.sleep(POLL_SECONDS)
             inputs_ready = all(plan[name] == "up to date" for name in job.needs)
             plan[job.name] = "up to date" if inputs_ready and finished(job) else "submit"
         return plan
@@ -205,9 +222,10 @@ class SlurmExecutor:
         progress = Progress(jobs, summary)
         ids: dict[str, str] = {}  # cell -> job id
         for job in jobs:
-            if plan[job.name] == "up to date":
-                summary.states[job.name] = "up to date"
-                progress(job, "up to date")
+            if plan[job.name] in ("up to date", "held"):
+                summary.states[job.name] = plan[job.name]
+                progress(job, plan[job.name] if plan[job.name] == "up to date"
+                         else "not submitted: it, or a cell it needs, is held by another process")
                 continue
             after = [ids[name] for name in sorted(job.needs) if name in ids]
             ids[job.name] = self.scheduler.submit(job, after, table)
