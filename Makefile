@@ -42,6 +42,8 @@ DOWNLOAD ?= 1
 RESULTS ?= results
 WANDB ?= offline
 RESTART ?= 0
+# 1: check finished cells' files against their SHA-256 on record, not only sizes and times
+VERIFY ?= 0
 RESIZE ?= 0
 # cells at once: each on its own GPU, or a share of the CPU cores (1: one after another)
 JOBS ?= 1

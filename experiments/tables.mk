@@ -11,7 +11,8 @@
 
 GRID_ARGS = --profile $(PROFILE) --results '$(OUT)' --data-dir '$(DATA_DIR)' \
     --pretrain-data '$(PRETRAIN_DATA)' --seeds $(SEEDS) --jobs $(JOBS) \
-    $(if $(filter 1,$(RESTART)),--restart) $(if $(filter 1,$(RESIZE)),--resize) \
+    $(if $(filter 1,$(RESTART)),--restart) $(if $(filter 1,$(VERIFY)),--verify) \
+    $(if $(filter 1,$(RESIZE)),--resize) \
     $(if $(filter 1,$(REHEARSE)),--rehearse) $(EXECUTOR_ARGS)
 
 # each given SLURM_* variable as the grid's flag (robust_ssl/runs/slurm.py)

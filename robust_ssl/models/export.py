@@ -4,7 +4,6 @@ once into this suite's format with where it came from."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import torch
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.models.batchnorm import single_batchnorm
 from robust_ssl.models.layouts import Foreign, LayoutError, foreign_from, read_tensors
-from robust_ssl.plumbing.files import save_atomically
+from robust_ssl.plumbing.files import save_atomically, sha256
 
 FORMAT = "robust-ssl-encoder"
 VERSION = 1
@@ -74,14 +73,6 @@ def export_entry(foreign: Foreign, source: Path) -> dict:
     return dict(format=FORMAT, version=VERSION, state_dict=state, metadata=metadata,
                 architecture={"name": foreign.backbone, "stem": foreign.stem,
                               "feature_dim": features})
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def import_encoder(source: str | os.PathLike, output: str | os.PathLike, backbone: str,

@@ -1,9 +1,11 @@
 """The one way the suite writes a file that something else will trust: to `<name>.partial`, then
 renamed into place. A killed process leaves the previous file or the new one, never half of one
-that looks finished (checkpoints, encoders, results, fingerprints, data caches, exports)."""
+that looks finished (checkpoints, encoders, results, fingerprints, data caches, exports); and
+the one way it names a file's contents, its SHA-256."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -35,3 +37,12 @@ def save_atomically(obj, path: str | os.PathLike) -> Path:
     import torch
 
     return replace_atomically(path, lambda partial: torch.save(obj, partial))
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The file's SHA-256, hex, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -327,7 +327,8 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
         call = [sys.executable, "-m", "robust_ssl.runs.run", "import", "--profile",
                 args.profile, "--run-dir", str(results / cell.name), "--source", cell.source]
         call += [part for option in cell.overrides for part in ("--option", option)]
-        return call + (["--restart"] if args.restart else [])
+        return call + (["--restart"] if args.restart else []) + (
+            ["--verify"] if getattr(args, "verify", False) else [])
     sets = list(data_sets) + list(cell.overrides)
     call += [part for layer in cell.layers for part in ("--layer", layer)]
     if cell.stage == "pretrain":
@@ -349,6 +350,8 @@ def command(cell: Cell, args: argparse.Namespace, table: str) -> list[str]:
         call += ["--evaluate-set", f"trainer.devices={tasks}"] if cell.evaluated else []
     if args.restart:
         call.append("--restart")
+    if getattr(args, "verify", False):
+        call.append("--verify")
     if getattr(args, "rehearse", False):
         call.append("--rehearse")
     if args.wandb:
@@ -515,6 +518,8 @@ def parser() -> argparse.ArgumentParser:
     add_row_arguments(p)
     p.add_argument("--resize", action="store_true")
     p.add_argument("--restart", action="store_true")
+    p.add_argument("--verify", action="store_true", help="check finished cells' files against "
+                   "their SHA-256 on record, not only sizes and times (VERIFY=1 for make)")
     p.add_argument("--rehearse", action="store_true", help="every cell cut to a couple of "
                    "batches, under its own results root (REHEARSE=1 for make)")
     p.add_argument("--wandb", choices=("offline", "online", "off"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import torch
 import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from robust_ssl.runs import celllock, configs, rehearsal
+from robust_ssl.runs import celllock, configs, integrity, rehearsal
 from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.evaluation.result import read_result, records_path
@@ -158,9 +159,29 @@ def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     record = Path(name).stem + ".fingerprint.json"
     unchanged = claim(run_dir, record, current, outputs, args.restart, root=root, data=data,
                       logs=[run_dir / "logs" / args.stage, run_dir / f"{args.stage}_minutes.txt"])
+    done = unchanged and final.is_file()
+    written = integrity.record_of(run_dir, name)
+    if done and (problems := integrity.damage(written, root, full=args.verify)):
+        if not args.restart:
+            raise RobustSSLError(integrity.message(run_dir, args.stage, problems))
+        for path in outputs:  # redo this stage from its beginning
+            if path.exists():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        written.unlink()
+        done = False
+    elif done and not written.is_file():  # finished before stages recorded their outputs
+        integrity.write(written, written_files(args, run_dir), root)
     write_text_atomically(run_dir / name, yaml.safe_dump(config, sort_keys=False))
     write_text_atomically(run_dir / record, record_text(current))
-    return run_dir / name, unchanged and final.is_file()
+    return run_dir / name, done
+
+
+def written_files(args: argparse.Namespace, run_dir: Path) -> list[Path]:
+    """The files a finished stage leaves: its results, and a fit's last checkpoint (what
+    continuing a pretraining reads)."""
+    outputs = stage_files(args, run_dir)[2]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return [path for path in outputs if path.suffix] + ([last] if args.stage != "evaluate" else [])
 
 
 def await_primary(args: argparse.Namespace, run_dir: Path, config: dict,
@@ -186,9 +207,12 @@ def finished(argv: list[str]) -> bool:
     writes, so an executor can skip such cells without starting them."""
     args = parser().parse_args(argv)
     if args.stage == "import":
-        record = Path(args.run_dir) / IMPORT_RECORD
-        return ((Path(args.run_dir) / "encoder.pt").is_file() and record.is_file()
-                and json.loads(record.read_text()) == import_fingerprint(args))
+        run_dir = Path(args.run_dir)
+        record = run_dir / IMPORT_RECORD
+        return ((run_dir / "encoder.pt").is_file() and record.is_file()
+                and json.loads(record.read_text()) == import_fingerprint(args)
+                and not integrity.damage(integrity.record_of(run_dir, "import"),
+                                         results_root(run_dir), full=args.verify))
     stages = [args] + ([evaluation_of(args)] if getattr(args, "evaluate_output", None) else [])
     for stage in stages:
         run_dir = Path(stage.run_dir)
@@ -201,6 +225,8 @@ def finished(argv: list[str]) -> bool:
         current = fingerprint(config, input_files(stage, config), root, data)
         if migrated(json.loads(record.read_text()), root, data) != current:
             return False
+        if integrity.damage(integrity.record_of(run_dir, name), root, full=stage.verify):
+            return False  # the cell then runs, and names the damage
     return True
 
 
@@ -237,12 +263,18 @@ def import_stage(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     current = import_fingerprint(args)
     ensure_writable(run_dir)
-    encoder = run_dir / "encoder.pt"
+    encoder, root = run_dir / "encoder.pt", results_root(run_dir)
+    written = integrity.record_of(run_dir, "import")
     if claim(run_dir, IMPORT_RECORD, current, [encoder], args.restart) and encoder.is_file():
-        print(f"{run_dir}: import is up to date", flush=True)
-        return
+        problems = integrity.damage(written, root, full=args.verify)
+        if not problems:
+            print(f"{run_dir}: import is up to date", flush=True)
+            return
+        if not args.restart:
+            raise RobustSSLError(integrity.message(run_dir, "import", problems))
     options = import_options(args)
     metadata = import_encoder(args.source, encoder, **options)
+    integrity.write(written, [encoder], root)
     write_text_atomically(run_dir / IMPORT_RECORD, record_text(current))
     print(f"imported {args.source} into {encoder}: layout {metadata['layout']}, "
           f"{options['backbone']} with the {options['stem']} stem, BatchNorm branch "
@@ -291,6 +323,9 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
         return
     if subcommand == "fit":
         prune_checkpoints(run_dir / "checkpoints")
+    name = stage_files(args, run_dir)[0]
+    integrity.write(integrity.record_of(run_dir, name), written_files(args, run_dir),
+                    results_root(run_dir))
     (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
     if args.stage == "evaluate":
         print(summary_line(Path(args.output), run_dir), flush=True)
@@ -393,7 +428,11 @@ def parser() -> argparse.ArgumentParser:
                            help="train on from this checkpoint of a shorter run of the same "
                            "config (the budget curve's segments); its hash is on record")
         p.add_argument("--restart", action="store_true",
-                       help="delete this stage's outputs if another config made them, then run")
+                       help="delete this stage's outputs if another config made them, or they "
+                       "were damaged after they were written, then run")
+        p.add_argument("--verify", action="store_true",
+                       help="check a finished stage's files against their SHA-256 on record, "
+                       "not only their sizes and times (VERIFY=1 for make)")
         p.add_argument("--rehearse", action="store_true",
                        help="the same config cut to a couple of batches (runs/rehearsal.py)")
     data = sub.add_parser("check-data")

@@ -9,13 +9,13 @@ outputs. So a resumed checkpoint or a finished result always comes from the conf
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.plumbing.files import sha256
 
 # Keys that change where a run reports, not what it computes.
 UNTRACKED = ("trainer.logger", "trainer.enable_progress_bar")
@@ -50,11 +50,8 @@ def flatten(node, prefix: str = "") -> dict[str, object]:
 
 
 def file_hash(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """An input file's SHA-256, cut to 16 hex digits as fingerprints have always held it."""
+    return sha256(path)[:16]
 
 
 def fingerprint(config: dict, inputs: dict[str, str | None], root: str | None = None,
@@ -185,14 +182,15 @@ def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restar
     record made before fingerprints were relocatable (see `migrated`).
     """
     record_path = run_dir / record
-    stored = (migrated(json.loads(record_path.read_text()), root, data)
-              if record_path.is_file() else None)
+    stored, damage = read_record(record_path)
+    if stored is not None:
+        stored = migrated(stored, root, data)
     if stored == current:
         return True
     existing = [path for path in outputs if path.exists()]
     if existing and not restart:
         what = (f"differs in {differences(stored, current)}" if stored is not None
-                else "is missing")
+                else damage or "is missing")
         raise RobustSSLError(
             f"run directory '{run_dir}' holds {', '.join(p.name for p in existing)} from "
             f"another configuration: its record {record} {what}. Use a new run directory, or "
@@ -201,6 +199,18 @@ def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restar
     for path in existing + [path for path in logs if path.exists()]:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return False
+
+
+def read_record(path: Path) -> tuple[dict | None, str | None]:
+    """(the fingerprint on record, None) or (None, what is wrong with it): a record that is
+    missing or damaged vouches for nothing."""
+    if not path.is_file():
+        return None, None
+    try:
+        stored = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return None, "is damaged (not JSON)"
+    return (stored, None) if isinstance(stored, dict) else (None, "is damaged (not a JSON object)")
 
 
 def record_text(current: dict) -> str:
