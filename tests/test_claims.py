@@ -97,7 +97,7 @@ def test_the_report_says_which_images_the_normalised_pgd_attacked(tmp_path):
                              "pgd@8/255": (every, every), "pgd-norm@8/255": (every, every)},
                       np.arange(300) + 7)
         evaluator = {} if pgd_on is None else {"normalized_pgd_on": pgd_on}  # None: before it
-        path.write_text(json.dumps({"run": cell.name, "config": {"evaluator": evaluator}}))
+        path.write_text(json.dumps({"run": cell.name, "metrics": {}, "config": {"evaluator": evaluator}}))
     text = write_claims(tmp_path, "smoke", "cifar100", (0,))
     assert json.loads((tmp_path / "claims.json").read_text())["normalized_pgd_on"] == [
         "all", "survivors"]

@@ -23,12 +23,14 @@ import json
 import os
 import platform
 import subprocess
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from robust_ssl.errors import RobustSSLError
 from robust_ssl.plumbing.files import replace_atomically, write_text_atomically
 
 TABLE_EPS = 8 / 255  # the budget of every table and of the paper's FGSM columns
@@ -129,7 +131,20 @@ def write_result(path: str | os.PathLike, result: dict) -> None:
 
 
 def read_result(path: str | os.PathLike) -> Result:
-    return Result(Path(path), json.loads(Path(path).read_text()))
+    """A result JSON; anything else (empty, cut short, not a result) is one RobustSSLError."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise damaged_result(path, f"not JSON: {error}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+        raise damaged_result(path, "no metrics")
+    return Result(path, data)
+
+
+def damaged_result(path: Path, why: str) -> RobustSSLError:
+    return RobustSSLError(f"result file '{path}' is damaged or not a result ({why}): delete "
+                          "it, and the next make evaluates that cell again")
 
 
 @dataclass
@@ -190,13 +205,20 @@ def read_records(result_path: str | os.PathLike) -> PerImage | None:
     path = records_path(result_path)
     if not path.is_file():
         return None
-    with np.load(path) as stored:
-        ran, right = unpacked(stored, "")
-        index = None
-        if "corruption_keys" in stored:
-            more = unpacked(stored, "corruption_")
-            ran, right, index = ran | more[0], right | more[1], stored["corruption_index"]
-        return PerImage(stored["test_index"], ran, right, index)
+    try:
+        with np.load(path) as stored:
+            ran, right = unpacked(stored, "")
+            index = None
+            if "corruption_keys" in stored:
+                more = unpacked(stored, "corruption_")
+                ran, right, index = ran | more[0], right | more[1], stored["corruption_index"]
+            return PerImage(stored["test_index"], ran, right, index)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise RobustSSLError(
+            f"records file '{path}' is damaged or not this suite's ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'empty'}): delete it and its "
+            f"result '{Path(result_path).name}', and the next make evaluates that cell again"
+        ) from None
 
 
 def versions() -> dict[str, str]:

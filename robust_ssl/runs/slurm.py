@@ -65,11 +65,25 @@ class SlurmOptions:
             values = yaml.safe_load(Path(path).read_text()) or {}
         except OSError as error:
             raise RobustSSLError(f"cannot read the SLURM config '{path}': {error.strerror}") from None
+        except yaml.YAMLError as error:
+            where = getattr(error, "problem_mark", None)
+            raise RobustSSLError(f"the SLURM config '{path}' is not valid YAML"
+                                 + (f" (line {where.line + 1})" if where else "")
+                                 + ": write `key: value` lines, e.g. `partition: gpu`") from None
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if not isinstance(values, dict) or unknown:
+        if not isinstance(values, dict):
+            raise RobustSSLError(f"the SLURM config '{path}' is not a mapping of options: write "
+                                 f"`key: value` lines with keys {', '.join(sorted(known))}")
+        unknown = sorted(set(map(str, values)) - known)
+        if unknown:
             raise RobustSSLError(f"{path}: unknown SLURM option(s) {unknown}: use "
                                  f"{', '.join(sorted(known))}")
+        wrong = [f"{key}: {values[key]!r}" for key in values
+                 if not isinstance(values[key], dict if key == "extra" else (str, int))
+                 or isinstance(values[key], bool)]
+        if wrong:
+            raise RobustSSLError(f"{path}: option(s) of the wrong kind, {', '.join(wrong)}: give "
+                                 "each a word or a number (`extra` a mapping of sbatch options)")
         return cls(**values)
 
     def parameters(self) -> dict:
