@@ -1,5 +1,6 @@
 """Errors a user can fix: the CLI prints them as one line and exits with status 2."""
 
+import errno
 import sys
 from contextlib import contextmanager
 
@@ -20,4 +21,12 @@ def exit_on_user_error():
         yield
     except RobustSSLError as error:
         print(f"robust-ssl: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:  # a full disk where no atomic write was (logs): fixable too
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing '{error.filename}'" if error.filename else ""
+        print(f"robust-ssl: error: no space left{where} ({error.strerror}): free space there or "
+              "choose another RESULTS; the next run resumes the cell from its last checkpoint",
+              file=sys.stderr)
         sys.exit(2)

@@ -190,7 +190,8 @@ def write_records(result_path: str | os.PathLike, records: dict, test_index,
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return replace_atomically(records_path(result_path),
-                              lambda partial: partial.write_bytes(buffer.getvalue()))
+                              lambda partial: partial.write_bytes(buffer.getvalue()),
+                              buffer.getbuffer().nbytes)
 
 
 def unpacked(stored, prefix: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
