@@ -80,7 +80,7 @@ def test_a_second_taker_waits_for_the_first_and_is_told_who_holds_it(tmp_path):
 def test_a_results_tree_that_cannot_hold_a_lock_is_one_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")  # a results "directory" that is a file
-    with pytest.raises(RobustSSLError, match="cannot lock .*choose another RESULTS"):
+    with pytest.raises(RobustSSLError, match="cannot write to .*choose a writable results"):
         with celllock.hold(blocker / "cell"):
             pass
 

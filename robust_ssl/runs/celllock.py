@@ -72,9 +72,9 @@ def try_lock(fd: int, path: Path) -> bool:
 
 def unlockable(path: Path, error: OSError) -> RobustSSLError:
     return RobustSSLError(
-        f"cannot lock '{path}' ({error.strerror or error}): the results tree must be on a "
-        "writable file system with POSIX locks (an NFS mount needs its lock service, not "
-        "`nolock`); choose another RESULTS (--run-dir)")
+        f"cannot lock '{path}' ({error.strerror or error}): the results tree must be on a file "
+        "system with POSIX locks (an NFS mount needs its lock service, not `nolock`); choose "
+        "another RESULTS (--run-dir)")
 
 
 def holder(run_dir: str | os.PathLike) -> dict | None:
@@ -106,7 +106,9 @@ def hold(run_dir: str | os.PathLike, waiting=None):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise unlockable(path, error) from None
+            raise RobustSSLError(
+                f"cannot write to '{path.parent}' ({error.strerror or error}): choose a "
+                "writable results directory (RESULTS=... for make, --run-dir)") from None
         try:
             if not try_lock(fd, path):
                 if waiting is not None and not told:

@@ -334,8 +334,9 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
 def prune_checkpoints(folder: Path) -> None:
     """Keep only last.ckpt of a finished run (what resuming, continuing and extending read):
     ModelCheckpoint's per-epoch file is then the same state again, ~90 MB a cell for a
-    ResNet-18, and a table has dozens of cells."""
-    for path in folder.glob("*.ckpt"):
+    ResNet-18, and a table has dozens of cells. Partial files a killed run left go too (the
+    cell's lock makes this process its only writer)."""
+    for path in [*folder.glob("*.ckpt"), *folder.glob("*.partial")]:
         if path.name != "last.ckpt":
             path.unlink()
 
