@@ -74,15 +74,34 @@ def image_folder(tmp_path):
     return data_dir, written
 
 
-@pytest.fixture
-def table_data(tmp_path):
+def write_table_data(data: Path) -> Path:
     """A data directory for the smoke tables: CIFAR-100 python files to pretrain on and a
     3-class CIFAR-10 image folder, 64 train images a class (enough for a 1% fraction after the
     validation split)."""
-    data = tmp_path / "data"
     write_cifar_files(data, "cifar100", train=200, test=20)
     write_image_folder(data / "cifar10", {"train": 64, "test": 4})
     return data
+
+
+@pytest.fixture
+def table_data(tmp_path):
+    return write_table_data(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def smoke_table1(tmp_path_factory):
+    """(data, results) of one uninterrupted smoke Table 1, seed 0, one cell at a time: the
+    reference that the SLURM executor's and the chaos test's tables are compared with (made
+    once for both: a minute or two of CI each)."""
+    import subprocess
+
+    root = tmp_path_factory.mktemp("smoke-table1")
+    data, results = write_table_data(root / "data"), root / "results"
+    made = subprocess.run(["make", "--no-print-directory", "-C", str(Path(__file__).parents[1]),
+                           "table1", "PROFILE=smoke", f"DATA_DIR={data}", f"RESULTS={results}",
+                           "WANDB=off"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    return data, results
 
 
 @pytest.fixture(autouse=True)

@@ -170,17 +170,16 @@ def metrics(results: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 @needs_slurm
-def test_smoke_table1_through_slurm_equals_the_local_executor(table_data, tmp_path):
-    local = make_table1(table_data, tmp_path / "local")
-    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+def test_smoke_table1_through_slurm_equals_the_local_executor(smoke_table1, tmp_path):
+    data, local = smoke_table1  # the local executor's table
     # two CPUs per cell: the torch threads a local cell has on this machine
-    through = make_table1(table_data, tmp_path / "slurm", "EXECUTOR=slurm", "CPUS_PER_CELL=2")
+    through = make_table1(data, tmp_path / "slurm", "EXECUTOR=slurm", "CPUS_PER_CELL=2")
     assert through.returncode == 0, through.stdout[-3000:] + through.stderr[-3000:]
     assert "simclr-cifar100-f1-clean-s0: submitted as job" in through.stdout
     assert "13 done, 0 up to date, 0 failed" in through.stdout
-    assert len(metrics(tmp_path / "local")) == 12
-    assert metrics(tmp_path / "slurm") == metrics(tmp_path / "local")
-    again = make_table1(table_data, tmp_path / "slurm", "EXECUTOR=slurm")
+    assert len(metrics(local)) == 12
+    assert metrics(tmp_path / "slurm") == metrics(local)
+    again = make_table1(data, tmp_path / "slurm", "EXECUTOR=slurm")
     assert again.returncode == 0 and "0 done, 13 up to date" in again.stdout
     assert "submitted" not in again.stdout
 
