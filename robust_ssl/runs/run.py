@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -38,8 +37,8 @@ from robust_ssl.runs import celllock, configs, integrity, rehearsal
 from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.evaluation.result import read_result, records_path
-from robust_ssl.runs.rundir import (check_resumable, claim, ensure_writable, fingerprint,
-                               migrated, record_text, results_root)
+from robust_ssl.runs.rundir import (check_resumable, claim, delete, ensure_writable,
+                               fingerprint, migrated, record_text, results_root)
 from robust_ssl.plumbing.files import write_text_atomically
 from robust_ssl.pretrain.callbacks import ExportEncoder
 from robust_ssl.plumbing.tracking import MODES, wandb_mode
@@ -164,10 +163,7 @@ def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     if done and (problems := integrity.damage(written, root, full=args.verify)):
         if not args.restart:
             raise RobustSSLError(integrity.message(run_dir, args.stage, problems))
-        for path in outputs:  # redo this stage from its beginning
-            if path.exists():
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        written.unlink()
+        delete(outputs + [written])  # redo this stage from its beginning
         done = False
     elif done and not written.is_file():  # finished before stages recorded their outputs
         integrity.write(written, written_files(args, run_dir), root)

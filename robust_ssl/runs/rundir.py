@@ -196,9 +196,17 @@ def claim(run_dir: Path, record: str, current: dict, outputs: list[Path], restar
             f"another configuration: its record {record} {what}. Use a new run directory, or "
             "restart this one from scratch with --restart (RESTART=1 for make), which deletes "
             "those outputs")
-    for path in existing + [path for path in logs if path.exists()]:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    delete(existing + [path for path in logs if path.exists()])
     return False
+
+
+def delete(paths: list[Path]) -> None:
+    """Remove each of `paths` that exists, folders with what they hold."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def read_record(path: Path) -> tuple[dict | None, str | None]:
