@@ -79,8 +79,9 @@ class SlurmOptions:
             raise RobustSSLError(f"{path}: unknown SLURM option(s) {unknown}: use "
                                  f"{', '.join(sorted(known))}")
         wrong = [f"{key}: {values[key]!r}" for key in values
-                 if not isinstance(values[key], dict if key == "extra" else (str, int))
-                 or isinstance(values[key], bool)]
+                 if values[key] is not None and (  # None: the cluster's default
+                     not isinstance(values[key], dict if key == "extra" else (str, int))
+                     or isinstance(values[key], bool))]
         if wrong:
             raise RobustSSLError(f"{path}: option(s) of the wrong kind, {', '.join(wrong)}: give "
                                  "each a word or a number (`extra` a mapping of sbatch options)")
