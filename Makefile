@@ -23,11 +23,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 # Two tiers: `make test` runs the unit and integration tests (minutes); `make test-all` adds the
 # end-to-end runs marked `slow` (smoke tables, curve, Table 3, multi-process DDP, AutoAttack).
+# pytest-xdist runs TEST_WORKERS tests at once (a worker a core; TEST_WORKERS=0: one process).
+TEST_WORKERS ?= auto
+PYTEST_XDIST = -n $(TEST_WORKERS) --dist loadgroup
 test: $(VENV)/.installed
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-all: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -66,6 +67,24 @@ def write_cifar_files(data_dir: Path, dataset: str, train: int, test: int, seed:
     return {split: (np.concatenate(d), l) for split, (d, l) in written.items()}
 
 
+def pytest_configure(config):
+    """Under pytest-xdist each worker gets its share of the cores as torch threads (and so do the
+    cells it starts): two workers of one thread each on 2 cores run about twice as fast as one of
+    two threads, since these small models barely use a second thread."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """With several workers the end-to-end tier goes first, so that its long tests do not start
+    last and keep one worker busy while the others idle."""
+    if config.getoption("numprocesses", None):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     """data_dir/cifar10 as an image folder of PNGs: 3 classes, 20 train and 4 test images each."""
@@ -92,15 +111,27 @@ def table_data(tmp_path):
 def smoke_table1(tmp_path_factory):
     """(data, results) of one uninterrupted smoke Table 1, seed 0, two cells at once (the same
     metrics as one at a time, faster): the reference that the SLURM executor's and the killed
-    table's metrics are compared with, made once for both."""
+    table's metrics are compared with, made once for both, also when they run in two pytest
+    workers (the first to come makes it under a lock in the workers' common folder)."""
+    import fcntl
     import subprocess
 
-    root = tmp_path_factory.mktemp("smoke-table1")
-    data, results = write_table_data(root / "data"), root / "results"
-    made = subprocess.run(["make", "--no-print-directory", "-C", str(Path(__file__).parents[1]),
-                           "table1", "PROFILE=smoke", "JOBS=2", f"DATA_DIR={data}",
-                           f"RESULTS={results}", "WANDB=off"], capture_output=True, text=True)
-    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    root = root / "smoke-table1"
+    data, results = root / "data", root / "results"
+    root.mkdir(exist_ok=True)
+    with open(root.parent / "smoke-table1.lock", "w") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        if not (root / "made").exists():
+            write_table_data(data)
+            made = subprocess.run(
+                ["make", "--no-print-directory", "-C", str(Path(__file__).parents[1]), "table1",
+                 "PROFILE=smoke", "JOBS=2", f"DATA_DIR={data}", f"RESULTS={results}",
+                 "WANDB=off"], capture_output=True, text=True)
+            assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+            (root / "made").touch()
     return data, results
 
 

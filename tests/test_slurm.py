@@ -23,6 +23,9 @@ from robust_ssl.runs.slurm import CellCall, SlurmExecutor, SlurmOptions
 ROOT = Path(__file__).resolve().parents[1]
 needs_slurm = pytest.mark.skipif(not slurm.available(), reason="no SLURM controller answers "
                                  "(`sinfo` fails): bash ci/slurm-up.sh starts one here")
+# one node of this machine's cores: under pytest-xdist these tests run one after another in one
+# worker, so that no test's jobs queue behind another's
+pytestmark = pytest.mark.xdist_group("slurm")
 
 
 class AfterOkScheduler:
@@ -172,8 +175,9 @@ def metrics(results: Path) -> dict[str, str]:
 @needs_slurm
 def test_smoke_table1_through_slurm_equals_the_local_executor(smoke_table1, tmp_path):
     data, local = smoke_table1  # the local executor's table
-    # two CPUs per cell: the torch threads a local cell has on this machine
-    through = make_table1(data, tmp_path / "slurm", "EXECUTOR=slurm", "CPUS_PER_CELL=2")
+    # as many CPUs per cell as a local cell has torch threads here (fewer under pytest-xdist)
+    through = make_table1(data, tmp_path / "slurm", "EXECUTOR=slurm",
+                          f"CPUS_PER_CELL={torch.get_num_threads()}")
     assert through.returncode == 0, through.stdout[-3000:] + through.stderr[-3000:]
     assert "simclr-cifar100-f1-clean-s0: submitted as job" in through.stdout
     assert "13 done, 0 up to date, 0 failed" in through.stdout
