@@ -79,9 +79,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """With several workers the end-to-end tier goes first, so that its long tests do not start
-    last and keep one worker busy while the others idle."""
-    if config.getoption("numprocesses", None):
+    """Under pytest-xdist (whose workers collect) the end-to-end tier goes first: a worker queues
+    up to three tests ahead, and three long ones queued last would keep it busy while the others
+    idle."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
