@@ -48,6 +48,8 @@ DependencyParameters=kill_invalid_depend
 # finished jobs stay visible to squeue/scontrol for 10 minutes
 MinJobAge=600
 KillWait=5
+# a node silent for 15 s is down and its jobs are requeued (the lost-node test); 300 by default
+SlurmdTimeout=15
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=ci Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF

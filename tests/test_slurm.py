@@ -4,7 +4,9 @@ cluster (ci/slurm-up.sh brings one up on this machine; .ci/run calls it): the sm
 against the local executor, a cell cancelled while it trains, a two-task DDP cell."""
 
 import json
+import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +28,9 @@ needs_slurm = pytest.mark.skipif(not slurm.available(), reason="no SLURM control
 # one node of this machine's cores: under pytest-xdist these tests run one after another in one
 # worker, so that no test's jobs queue behind another's
 pytestmark = pytest.mark.xdist_group("slurm")
+# a cell's CPUs: the torch threads a local cell has here (one under pytest-xdist, where two
+# threads beside the other worker's would oversubscribe the cores and run several times slower)
+CPUS = torch.get_num_threads()
 
 
 class AfterOkScheduler:
@@ -126,7 +131,8 @@ def test_options_from_flags_and_yaml(tmp_path):
     assert parameters["partition"] == "a100" and parameters["account"] == "lab"  # flag over YAML
     assert parameters["time"] == 60 and parameters["gpus_per_node"] == 2
     assert parameters["ntasks_per_node"] == 2 and parameters["cpus_per_task"] == 8  # a rank a GPU
-    assert parameters["additional_parameters"] == {"mail-type": "END", "exclusive": "user"}
+    assert parameters["additional_parameters"] == {"requeue": True, "mail-type": "END",
+                                                   "exclusive": "user"}
     command = grid.command(grid.table1("cifar100", (0,))[3], args, "table1")
     assert "trainer.devices=2" in command[command.index("--set") :]
     assert command.count("trainer.devices=2") == 2  # training and its evaluation
@@ -175,9 +181,7 @@ def metrics(results: Path) -> dict[str, str]:
 @needs_slurm
 def test_smoke_table1_through_slurm_equals_the_local_executor(smoke_table1, tmp_path):
     data, local = smoke_table1  # the local executor's table
-    # as many CPUs per cell as a local cell has torch threads here (fewer under pytest-xdist)
-    through = make_table1(data, tmp_path / "slurm", "EXECUTOR=slurm",
-                          f"CPUS_PER_CELL={torch.get_num_threads()}")
+    through = make_table1(data, tmp_path / "slurm", "EXECUTOR=slurm", f"CPUS_PER_CELL={CPUS}")
     assert through.returncode == 0, through.stdout[-3000:] + through.stderr[-3000:]
     assert "simclr-cifar100-f1-clean-s0: submitted as job" in through.stdout
     assert "13 done, 0 up to date, 0 failed" in through.stdout
@@ -198,7 +202,7 @@ def pretraining_job(data: Path, run_dir: Path, *sets: str) -> Job:
 @pytest.mark.slow
 @needs_slurm
 def test_a_cell_cancelled_while_it_trains_fails_and_then_resumes(table_data, tmp_path):
-    cell = pretraining_job(table_data, tmp_path / "long-pretraining", "trainer.max_epochs=40")
+    cell = pretraining_job(table_data, tmp_path / "long-pretraining", "trainer.max_epochs=20")
     training = Training(cell, tmp_path / "submitit")
     last = training.last
     subprocess.run(["scancel", training.job_id], check=True)
@@ -208,13 +212,14 @@ def test_a_cell_cancelled_while_it_trains_fails_and_then_resumes(table_data, tmp
     assert first.states == {"long-pretraining": "failed"} and first.failed
     assert Path(first.logs["long-pretraining"]).is_file()
     stopped_at = torch.load(last, weights_only=True)["epoch"]
-    assert stopped_at < 39 and not (cell.run_dir / "encoder.pt").exists()
+    assert stopped_at < 19 and not (cell.run_dir / "encoder.pt").exists()
 
-    second = SlurmExecutor(SlurmOptions(cpus_per_task=2), tmp_path / "submitit-2").run([cell], "t")
+    second = SlurmExecutor(SlurmOptions(cpus_per_task=CPUS), tmp_path / "submitit-2").run(
+        [cell], "t")
     assert second.states == {"long-pretraining": "done"}
     log = next((tmp_path / "submitit-2").glob("*/*_0_log.out")).read_text()
     assert f"resuming long-pretraining from {last}" in log
-    assert torch.load(last, weights_only=True)["epoch"] == 39
+    assert torch.load(last, weights_only=True)["epoch"] == 19
     assert (cell.run_dir / "encoder.pt").is_file()
 
 
@@ -223,7 +228,7 @@ class Training:
 
     def __init__(self, cell: Job, folder: Path):
         self.cell, self.summary = cell, None
-        self.executor = SlurmExecutor(SlurmOptions(cpus_per_task=2), folder)
+        self.executor = SlurmExecutor(SlurmOptions(cpus_per_task=CPUS), folder)
         self.thread = threading.Thread(target=self._run)
         self.thread.start()
         self.last = cell.run_dir / "checkpoints" / "last.ckpt"
@@ -260,6 +265,70 @@ def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(table_data
     assert f"Requeued job {job_id}" in log, log[-2000:]
     assert f"resuming preempted from {last}" in log
     assert torch.load(last, weights_only=True)["epoch"] == 29
+
+
+def node_fails() -> None:
+    """The node dies: slurmd, the job steps and every process under them are SIGKILLed at once
+    (stopped first, so that none starts another); the controller alone goes on."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we read
+        parents[int(stat.parent.name)] = int(fields[1])
+    names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in parents
+             if Path(f"/proc/{pid}/comm").exists()}
+    doomed = {pid for pid, name in names.items() if name in ("slurmd", "slurmstepd")}
+    while grown := {pid for pid, parent in parents.items() if parent in doomed} - doomed:
+        doomed |= grown
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in doomed:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def squeue(job_id: str, field: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", field], capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_a_cell_on_a_lost_node_is_requeued_and_resumes_to_the_uninterrupted_result(
+        table_data, tmp_path):
+    cell = pretraining_job(table_data, tmp_path / "lost", "trainer.max_epochs=20")
+    training = Training(cell, tmp_path / "submitit")
+    node_fails()
+    # the controller finds the node silent after SlurmdTimeout (ci/slurm-up.sh), marks it down
+    # and requeues the job (--requeue)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and squeue(training.job_id, "%T") == "RUNNING":
+        time.sleep(0.5)
+    node = subprocess.run(["scontrol", "show", "node"], capture_output=True, text=True).stdout
+    assert "DOWN" in node, node
+    assert squeue(training.job_id, "%T") in ("PENDING", "REQUEUED", "CONFIGURING")
+    subprocess.run(["slurmd"], check=True)  # the node comes back (ReturnToService=2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and training.thread.is_alive():
+        if squeue(training.job_id, "%r") == "BeginTime":  # SLURM's hold on a requeued job
+            subprocess.run(["scontrol", "update", f"jobid={training.job_id}", "StartTime=now"])
+        time.sleep(0.5)
+    training.thread.join(timeout=300)
+    assert training.summary.states == {"lost": "done"}
+    log = next((tmp_path / "submitit").glob("*/*_0_log.out")).read_text()
+    assert f"resuming lost from {training.last}" in log, log[-2000:]
+
+    # the same cell uninterrupted, with the job's torch threads
+    reference = pretraining_job(table_data, tmp_path / "uninterrupted", "trainer.max_epochs=20")
+    subprocess.run(reference.command, check=True, capture_output=True,
+                   env=os.environ | {"OMP_NUM_THREADS": str(CPUS)})
+    resumed = torch.load(cell.run_dir / "encoder.pt", weights_only=True)
+    expected = torch.load(reference.run_dir / "encoder.pt", weights_only=True)
+    assert resumed.keys() == expected.keys()
+    assert [k for k, v in expected.items() if torch.is_tensor(v) and not torch.equal(v, resumed[k])] == []
 
 
 @pytest.mark.slow

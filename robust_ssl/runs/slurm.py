@@ -5,8 +5,8 @@ graph while this process only watches and reports.
 Cells already up to date (and whose inputs are) are not submitted. A failed cell stops only
 its dependents: they are cancelled at once (whether or not the cluster sets
 `DependencyParameters=kill_invalid_depend`) and reported as skipped. A preempted or timed-out
-cell is requeued by submitit and, its command being the same, resumes from its `last.ckpt`
-(runs/run.py). Job states come from `squeue` and submitit's result files, so no accounting
+cell is requeued by submitit, a cell whose node fails by SLURM (`--requeue`), and, its command
+being the same, it resumes from its `last.ckpt` (runs/run.py). Job states come from `squeue` and submitit's result files, so no accounting
 database (`sacct`) is needed. A cell of several tasks (one per GPU, or `tasks_per_cell` on
 CPUs) runs one DDP rank per task under Lightning's SLURM environment.
 
@@ -96,9 +96,10 @@ class SlurmOptions:
         parameters = {key: value for key, value in chosen.items() if value is not None}
         # a cell uses the CPUs it was given as torch threads
         setup = ['[ -n "${SLURM_CPUS_PER_TASK:-}" ] && export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK']
+        # a cell whose node fails goes back in the queue (whatever the cluster's JobRequeue)
         return parameters | {"time": self.time_minutes, "ntasks_per_node": self.tasks,
                              "nodes": 1, "setup": setup, "stderr_to_stdout": True,
-                             "additional_parameters": dict(self.extra)}
+                             "additional_parameters": {"requeue": True} | dict(self.extra)}
 
     def describe(self) -> str:
         parts = [f"{self.tasks} task(s)", f"{self.gpus_per_cell} GPU(s)",
