@@ -85,6 +85,23 @@ def test_a_results_tree_that_cannot_hold_a_lock_is_one_clear_error(tmp_path):
             pass
 
 
+def test_a_file_system_without_locks_is_one_clear_error_and_nothing_runs(tmp_path, monkeypatch):
+    """An NFS mount with `nolock` answers lockf with ENOLCK (none is mounted here: lockf says
+    so as that file system would)."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    ran = []
+    with pytest.raises(RobustSSLError, match="cannot lock .*No locks available.*POSIX locks"):
+        with celllock.hold(tmp_path / "cell"):
+            ran.append(True)
+    assert ran == []
+
+
 def marking_job(tmp_path: Path, name: str, needs=()) -> Job:
     """A cell whose command leaves a mark when it runs."""
     mark = tmp_path / f"{name}.ran"
