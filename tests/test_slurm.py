@@ -302,15 +302,18 @@ def test_a_cell_on_a_lost_node_is_requeued_and_resumes_to_the_uninterrupted_resu
     cell = pretraining_job(table_data, tmp_path / "lost", "trainer.max_epochs=20")
     training = Training(cell, tmp_path / "submitit")
     node_fails()
-    # the controller finds the node silent after SlurmdTimeout (ci/slurm-up.sh), marks it down
-    # and requeues the job (--requeue)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and squeue(training.job_id, "%T") == "RUNNING":
-        time.sleep(0.5)
-    node = subprocess.run(["scontrol", "show", "node"], capture_output=True, text=True).stdout
-    assert "DOWN" in node, node
-    assert squeue(training.job_id, "%T") in ("PENDING", "REQUEUED", "CONFIGURING")
-    subprocess.run(["slurmd"], check=True)  # the node comes back (ReturnToService=2)
+    try:
+        # the controller finds the node silent after SlurmdTimeout (ci/slurm-up.sh), marks it
+        # down and requeues the job (--requeue)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and squeue(training.job_id, "%T") == "RUNNING":
+            time.sleep(0.5)
+        node = subprocess.run(["scontrol", "show", "node"], capture_output=True,
+                              text=True).stdout
+        assert "DOWN" in node, node
+        assert squeue(training.job_id, "%T") in ("PENDING", "REQUEUED", "CONFIGURING")
+    finally:
+        subprocess.run(["slurmd"], check=True)  # the node comes back (ReturnToService=2)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and training.thread.is_alive():
         if squeue(training.job_id, "%r") == "BeginTime":  # SLURM's hold on a requeued job
