@@ -328,10 +328,11 @@ def test_a_cell_on_a_lost_node_is_requeued_and_resumes_to_the_uninterrupted_resu
     reference = pretraining_job(table_data, tmp_path / "uninterrupted", "trainer.max_epochs=20")
     subprocess.run(reference.command, check=True, capture_output=True,
                    env=os.environ | {"OMP_NUM_THREADS": str(CPUS)})
-    resumed = torch.load(cell.run_dir / "encoder.pt", weights_only=True)
-    expected = torch.load(reference.run_dir / "encoder.pt", weights_only=True)
-    assert resumed.keys() == expected.keys()
-    assert [k for k, v in expected.items() if torch.is_tensor(v) and not torch.equal(v, resumed[k])] == []
+    resumed = torch.load(cell.run_dir / "encoder.pt", weights_only=True)["state_dict"]
+    expected = torch.load(reference.run_dir / "encoder.pt", weights_only=True)["state_dict"]
+    assert resumed.keys() == expected.keys() and len(expected) > 50
+    differing = [name for name, tensor in expected.items() if not torch.equal(tensor, resumed[name])]
+    assert differing == []
 
 
 @pytest.mark.slow

@@ -6,9 +6,10 @@ Cells already up to date (and whose inputs are) are not submitted. A failed cell
 its dependents: they are cancelled at once (whether or not the cluster sets
 `DependencyParameters=kill_invalid_depend`) and reported as skipped. A preempted or timed-out
 cell is requeued by submitit, a cell whose node fails by SLURM (`--requeue`), and, its command
-being the same, it resumes from its `last.ckpt` (runs/run.py). Job states come from `squeue` and submitit's result files, so no accounting
-database (`sacct`) is needed. A cell of several tasks (one per GPU, or `tasks_per_cell` on
-CPUs) runs one DDP rank per task under Lightning's SLURM environment.
+being the same, it resumes from its `last.ckpt` (runs/run.py). Job states come from `squeue`
+and submitit's result files, so no accounting database (`sacct`) is needed. A cell of several
+tasks (one per GPU, or `tasks_per_cell` on CPUs) runs one DDP rank per task under Lightning's
+SLURM environment.
 
     python -m robust_ssl.runs.grid table1 ... --executor slurm --slurm-partition gpu \
         --gpus-per-cell 1 --cpus-per-cell 8 [--slurm-config cluster.yaml] [--dry-run]
