@@ -55,7 +55,7 @@ def corruption_source(runs: dict[str, Result]) -> str | None:
 
 def epochs_run(results: Path, cells: list[grid.Cell]) -> str:
     """The epochs each policy's cells trained (their config.yaml), beside the protocol's 25:
-    a profile's cut shows in the table, not only in the README."""
+    a profile's cut shows in the table, not only in the docs."""
     import yaml
 
     found: dict[str, set] = {}
@@ -182,8 +182,9 @@ def write_robustssl(results: Path, profile: str, pretrain_data: str, seeds: tupl
     notes += ["SLF = standard linear fine-tuning, ALF = adversarial linear fine-tuning (PGD-10 "
               "examples), AFF = adversarial full fine-tuning (TRADES, β = 6, TRADES-10), with "
               "the benchmark's optimiser, schedule, batch and augmentation "
-              "(experiments/protocols/robustssl/; the README lists every value, its source and "
-              "this suite's deviations). The last epoch's classifier, as the benchmark keeps. "
+              "(experiments/protocols/robustssl/; docs/beyond/robustssl.md lists every "
+              "value, its source and this suite's deviations). The last epoch's classifier, "
+              "as the benchmark keeps. "
               + epochs_run(results, cells)]
     notes += [corruptions] if corruptions else []
     text = markdown(title, labels, shown, table, {}, notes)
