@@ -9,7 +9,7 @@ INSTALLED := $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.installed)
 # Pinned: these builds are on the CI machines' disk (setup.cfg states the ranges we support).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-all clean-venv table1 table2 table3 curve claims robustssl check-data
+.PHONY: install test test-all docs clean-venv table1 table2 table3 curve claims robustssl check-data
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,16 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+
+# The documentation site (docs/, mkdocs.yml): built into site/ with --strict, so that a broken
+# link, a page left out of the navigation or a failing generated block fails it; SERVE=1 serves
+# it at http://127.0.0.1:8000 instead.
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs $(if $(filter 1,$(SERVE)),serve,build --strict)
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
 
 clean-venv:
 	rm -rf $(VENV)
