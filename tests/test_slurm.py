@@ -270,16 +270,16 @@ def test_a_preempted_cell_is_requeued_and_resumes_from_its_checkpoint(table_data
 def node_fails() -> None:
     """The node dies: slurmd, the job steps and every process under them are SIGKILLed at once
     (stopped first, so that none starts another); the controller alone goes on."""
-    parents = {}
+    parents, doomed = {}, set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+        try:  # /proc/PID/stat: "PID (name) state PPID ..."
+            name, rest = stat.read_text().split("(", 1)[1].rsplit(")", 1)
         except OSError:
             continue  # ended while we read
-        parents[int(stat.parent.name)] = int(fields[1])
-    names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in parents
-             if Path(f"/proc/{pid}/comm").exists()}
-    doomed = {pid for pid, name in names.items() if name in ("slurmd", "slurmstepd")}
+        pid = int(stat.parent.name)
+        parents[pid] = int(rest.split()[1])
+        if name in ("slurmd", "slurmstepd"):
+            doomed.add(pid)
     while grown := {pid for pid, parent in parents.items() if parent in doomed} - doomed:
         doomed |= grown
     for sig in (signal.SIGSTOP, signal.SIGKILL):
