@@ -38,6 +38,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from robust_ssl.plumbing.steps import Steps
+
 from robust_ssl.runs import grid
 from robust_ssl.attacks import PGD, TRADES, autoattack, fgsm, pgd, random_sign_noise
 from robust_ssl.data import corruption_ops
@@ -184,10 +186,24 @@ def train_step(loss_fn, parameters, after=lambda: None):
     return step
 
 
+class Rates(dict):
+    """The rates measured so far; entering one is a step of the progress line."""
+
+    def __init__(self, steps: Steps):
+        super().__init__()
+        self.steps = steps
+
+    def __setitem__(self, kind: str, rate: float) -> None:
+        super().__setitem__(kind, rate)
+        self.steps.step(kind)
+
+
 def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> dict:
     """Items per second of each kind (views for SimCLR and Table 2's rows beyond the paper,
     images otherwise)."""
-    rates = {}
+    # 23 kinds, one per other pretext task, AutoAttack where asked
+    kinds = 23 + len(config["pretext"]) + bool(autoattack_images)
+    rates = Rates(Steps(kinds, "timing"))
     s = config["simclr"]
     backbone = config["backbone"]
     simclr = prepared(Pretrainer([SimCLRTask()], backbone=backbone, stem=s["stem"]), device)
@@ -319,7 +335,7 @@ def measure(config: dict, timer: Timer, device: str, autoattack_images: int) -> 
         once = Timer(device, 1, bf16=False)
         rates["autoattack"] = autoattack_images / once.seconds_per_step(
             lambda: autoattack(classifier, *few, EPS))
-    return rates
+    return dict(rates)
 
 
 def evaluation_seconds(e: dict, rates: dict, sweep: bool = True) -> float:

@@ -32,6 +32,7 @@ from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, eps_name,
 from robust_ssl.evaluation.sanity import sanity_checks
 from robust_ssl.finetune import FineTuner
 from robust_ssl.finetune.finetuner import NOT_RECORDED
+from robust_ssl.plumbing.steps import Steps
 
 ATTACKS = ("fgsm", "pgd", "noise")  # what runs on every test image at the table's ε
 PGD_IMAGES = ("survivors", "all")  # the images the normalised PGD attacks
@@ -289,10 +290,12 @@ class AdversarialEvaluator(pl.LightningModule):
                                     "DATA_DIR/frost/ (frost1.png ... frost5.jpg of "
                                     "hendrycks/robustness, ImageNet-C/create_c/)")
         records, index, paired = {}, None, True
+        steps = Steps(len(names) * len(SEVERITIES), f"corruptions ({source})")
         for name in names:
             for severity in SEVERITIES:
                 found = datamodule.corrupted_test(name, severity, source, hp.corruption_seed,
                                                   frost)
+                steps.step(f"{name} {severity}")
                 index = found.index if index is None else index
                 paired &= found.paired
                 right = self._predict_right(found.images, found.labels)

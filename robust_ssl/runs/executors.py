@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.plumbing.steps import duration, line
 from robust_ssl.runs import celllock, launch
 
 
@@ -74,10 +75,6 @@ def finished(job: Job) -> bool:
         return False
 
 
-def duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-
-
 def gpu_count() -> int:
     """GPUs nvidia-smi lists (no CUDA initialised in this process)."""
     try:
@@ -98,12 +95,11 @@ class Progress:
 
     def __call__(self, job: Job, event: str) -> None:
         left = len(self.numbers) - len(self.summary.states)
-        projection = ""
+        projection = None
         if self.seconds and left:
-            mean = sum(self.seconds) / len(self.seconds)
-            projection = f", about {duration(left * mean / max(self.parallel, 1))} left"
-        print(f"[{self.numbers[job.name]}/{len(self.numbers)}] {job.name}: {event} "
-              f"({duration(time.perf_counter() - self.start)} so far{projection})", flush=True)
+            projection = left * sum(self.seconds) / len(self.seconds) / max(self.parallel, 1)
+        print(line(self.numbers[job.name], len(self.numbers), f"{job.name}: {event}",
+                   time.perf_counter() - self.start, projection), flush=True)
 
     def started(self, job: Job, event: str = "started") -> None:
         self.began[job.name] = time.perf_counter()
