@@ -15,6 +15,7 @@ when any comparison is, and is inconclusive otherwise.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import numpy as np
 from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, TABLE_EPS, PerImage,
                                           budgets, eps_name, eps_value, key, read_records,
                                           read_result)
-from robust_ssl.report import bootstrap
+from robust_ssl.plumbing.steps import Steps
+from robust_ssl.report import bootstrap, power
 from robust_ssl.runs import grid
 
 EPS = eps_name(TABLE_EPS)
@@ -257,17 +259,21 @@ def compare(comparison: Comparison, records: Records, setting: str, level: float
         aligned = [aligned[0], aligned[best]]
         described["worse"] = [sides[best].label()]
         sides = [sides[0], sides[best]]
-    if comparison.per_minute:
-        scale = [1 / minutes[side] for side in sides]
-        statistic = lambda a, b: a * scale[0] - b * scale[1]  # noqa: E731
-    elif len(aligned) == 1:
-        statistic = lambda a: a  # noqa: E731
+    scale = ([1 / minutes[side] for side in sides] if comparison.per_minute
+             else [1.0] * len(aligned))
+    if len(aligned) == 1:
+        statistic = lambda a: a * scale[0]  # noqa: E731
     else:
-        statistic = lambda a, b: a - b  # noqa: E731
+        statistic = lambda a, b: a * scale[0] - b * scale[1]  # noqa: E731
     found_interval = bootstrap.interval(aligned, statistic, level)
-    return described | asdict(found_interval) | {
+    found = described | asdict(found_interval) | {
         "images": int(len(common)), "seeds": [int(a.shape[0]) for a in aligned],
         "verdict": bootstrap.verdict(found_interval, comparison.threshold)}
+    if found["verdict"] == "inconclusive":
+        needed = power.needed(aligned, scale, comparison.threshold, level)
+        found["to_decide"] = asdict(needed) | {"text": power.statement(
+            needed, len(common), min(found["seeds"]))}
+    return found
 
 
 def audit(results: Path, pretrain: str, seeds: tuple[int, ...]) -> dict:
@@ -275,10 +281,13 @@ def audit(results: Path, pretrain: str, seeds: tuple[int, ...]) -> dict:
     records = Records(results, cells)
     minutes = {side: mean_minutes(results, side_cells) for side, side_cells in cells.items()}
     verdicts = []
-    for setting, convention, images in settings_of(records):
+    settings = settings_of(records)
+    steps = Steps(len(settings), "claims", stream=sys.stderr)
+    for setting, convention, images in settings:
         for claim in CLAIMS:
             verdicts.append({"claim": claim.id, "setting": setting, "convention": convention,
                              "images": images} | judge(claim, records, setting, minutes))
+        steps.step(f"{convention} {setting}")
     return {"claims": [{"id": c.id, "text": c.text} for c in CLAIMS], "verdicts": verdicts,
             "missing": sorted(set(records.missing)), "seeds": list(seeds),
             "normalized_pgd_on": sorted(records.normalized_pgd_on),

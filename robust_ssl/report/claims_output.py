@@ -58,10 +58,14 @@ def markdown(found: dict, profile: str) -> str:
               f"paired bootstrap over test images ({b['draws']} draws; seeds resampled per "
               f"cell), at 1 - {b['family_error']}/k for a claim of k comparisons (Bonferroni "
               "within a claim; nothing corrected across claims, attacks or ε). Differences in "
-              "accuracy points (C7: accuracy per training minute).", "",
+              "accuracy points (C7: accuracy per training minute). To decide (inconclusive "
+              "comparisons, report/power.py): the test images at the seeds it has, or the "
+              "seeds at the images it has, at which its interval would leave the threshold if "
+              "the effect and spread measured held (a normal approximation; a planning figure, "
+              "not a promise).", "",
               "## The intervals (at the table's ε)", "",
-              "| claim | setting | comparison | estimate | interval | verdict |",
-              "| --- | --- | --- | --- | --- | --- |"]
+              "| claim | setting | comparison | estimate | interval | verdict | to decide |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for v in found["verdicts"]:
         if v["images"] == "sweep subset":
             continue
@@ -71,7 +75,7 @@ def markdown(found: dict, profile: str) -> str:
             estimate = pct(c["estimate"]) if "estimate" in c else ""
             lines.append(f"| {v['claim']} | {v['convention']}: {setting_name(v['setting'])} | "
                          f"{c['better']}{against} > {100 * c['threshold']:.0f} | {estimate} | "
-                         f"{span} | {c['verdict']} |")
+                         f"{span} | {c['verdict']} | {c.get('to_decide', {}).get('text', '')} |")
     eps = found["paper_eps"]
     lines += ["", "## Where the paper's FGSM numbers sit", "",
               "The pixel ε at which this suite's FGSM accuracy (sweep subset, linear between the "

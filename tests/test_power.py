@@ -1,0 +1,80 @@
+"""The claims audit's 'to decide' figures (report/power.py): the variance parts agree with the
+paired bootstrap, and the bootstrap decides at the number of images named, not at half of it."""
+
+import numpy as np
+import pytest
+
+from robust_ssl.report import bootstrap, claims, power
+from robust_ssl.report.claims_output import markdown
+from tests.test_claims import verdict, write_tables
+
+
+def paired(n: int, better: float, worse: float, seeds: int = 1, seed_shift: float = 0.0,
+           seed: int = 0) -> list[np.ndarray]:
+    """Two sides' (seeds × n) records; each seed of a side is right on a share moved by up to
+    ±seed_shift."""
+    rng = np.random.default_rng(seed)
+    sides = []
+    for share in (better, worse):
+        shifts = np.linspace(-seed_shift, seed_shift, seeds)
+        sides.append(np.stack([rng.random(n) < share + shift for shift in shifts]))
+    return sides
+
+
+def half_width(sides: list[np.ndarray], level: float = 0.95) -> float:
+    found = bootstrap.interval(sides, lambda a, b: a - b, level)
+    return (found.high - found.low) / 2
+
+
+def test_the_image_part_is_the_bootstraps_spread_with_one_seed():
+    sides = paired(2000, 0.52, 0.50)
+    found = power.needed(sides, [1.0, 1.0], 0.0, 0.95)
+    assert found.seed_se is None and found.seeds is None  # one seed: unknown
+    assert 1.96 * found.image_se == pytest.approx(half_width(sides), rel=0.1)
+
+
+def test_the_bootstrap_decides_at_the_images_named_and_not_at_half():
+    sides = paired(1000, 0.53, 0.50, seed=3)
+    assert bootstrap.verdict(bootstrap.interval(sides, lambda a, b: a - b)) == "inconclusive"
+    found = power.needed(sides, [1.0, 1.0], 0.0, 0.95)
+    assert 1000 < found.images < 10000
+
+    def tiled(images: int) -> list[np.ndarray]:  # the same per-image spread, more images
+        return [np.tile(side, (1, -(-images // 1000)))[:, :images] for side in sides]
+
+    decided = bootstrap.interval(tiled(round(1.3 * found.images)), lambda a, b: a - b)
+    undecided = bootstrap.interval(tiled(found.images // 2), lambda a, b: a - b)
+    assert bootstrap.verdict(decided) == "holds"
+    assert bootstrap.verdict(undecided) == "inconclusive"
+
+
+def test_seed_noise_that_spans_the_gap_cannot_be_outrun_by_images():
+    """Seeds 6 points apart on each side, a 5-point effect on 10,000 images: the images' part
+    is small, the seeds' part spans the gap; only more seeds decide."""
+    sides = paired(10_000, 0.55, 0.50, seeds=3, seed_shift=0.06)
+    found = power.needed(sides, [1.0, 1.0], 0.0, 0.95)
+    assert found.seed_se == pytest.approx(np.sqrt(2 * 0.06 ** 2 / 3), rel=0.1)
+    assert found.images is None and 3 < found.seeds < 30
+    assert power.statement(found, 10_000, 3) == (f"more test images alone cannot; "
+                                                 f"{found.seeds} seeds (now 3)")
+
+
+def test_a_threshold_on_one_sides_accuracy():
+    """One side against a fixed threshold (C3): the binomial standard error."""
+    right = np.random.default_rng(1).random((1, 400)) < 0.36
+    found = power.needed([right], [1.0], 0.33, 0.95)
+    p = right.mean()
+    assert found.image_se == pytest.approx(np.sqrt(p * (1 - p) / 399), rel=1e-6)
+    assert found.images == pytest.approx(1.96 ** 2 * p * (1 - p) * 400 / 399
+                                         / (p - 0.33) ** 2, rel=0.01)
+
+
+def test_the_report_says_what_would_decide_each_inconclusive_comparison(tmp_path):
+    write_tables(tmp_path, pretrained_right=0.2, supervised_right=0.6)
+    found = claims.audit(tmp_path, "cifar100", (0,))
+    c4 = verdict(found, "C4")
+    undecided = [c for c in c4["comparisons"] if c["verdict"] == "inconclusive"]
+    assert undecided and all("to_decide" in c for c in undecided)
+    assert all("to_decide" not in c for c in verdict(found, "C1")["comparisons"])
+    text = markdown(found, "smoke")
+    assert "seeds: unknown from one seed" in text and "| to decide |" in text
