@@ -261,17 +261,20 @@ def interval(differences: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def mean_and_spread(metric: str, runs: list[dict]) -> str:
+    """`metric mean ± std` over the runs (std NaN for one run)."""
+    values = torch.tensor([r[metric] for r in runs])
+    spread = values.std().item() if len(values) > 1 else math.nan
+    return f"{metric} {values.mean():5.1f} ± {spread:4.1f}"
+
+
 def summary(results: dict) -> str:
     """One block per method: each arm's mean ± std, then each arm against the suite."""
     lines = []
     for method, arms in results.items():
         lines.append(f"{method}")
         for arm, runs in arms.items():
-            cells = []
-            for metric in ("knn", "probe"):
-                values = torch.tensor([r[metric] for r in runs])
-                spread = values.std().item() if len(values) > 1 else math.nan
-                cells.append(f"{metric} {values.mean():5.1f} ± {spread:4.1f}")
+            cells = [mean_and_spread(metric, runs) for metric in ("knn", "probe")]
             minutes = sum(r["minutes"] for r in runs) / len(runs)
             loss = " → ".join(f"{sum(r[k] for r in runs) / len(runs):.3f}"
                               for k in ("first_epoch_loss", "last_epoch_loss"))
@@ -334,6 +337,11 @@ def main() -> None:
                       f"{run['probe']:5.1f}  loss {run['first_epoch_loss']:.3f} → "
                       f"{run['last_epoch_loss']:.3f}  {run['minutes']:.1f} min", flush=True)
     print(summary(results))
+    write_json(args, results)
+
+
+def write_json(args: argparse.Namespace, results: dict) -> None:
+    """Every run's figures and the settings they ran under, to `--json` where given."""
     if args.json:
         args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)},
                                          "results": results}, indent=1))
