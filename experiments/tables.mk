@@ -1,7 +1,7 @@
 # The recipes of the paper's tables and of the pretraining-budget curve, included by the
 # Makefile. The cells of every table are described once, in robust_ssl/runs/grid.py: `python -m
-# robust_ssl.runs.grid <table>` runs them in order, each in a process of its own, and the report
-# reads the same description.
+# robust_ssl.runs.grid <table>` runs them in order, each in a process of its own (`robust-ssl
+# <table>` runs that, then the report), and the report reads the same description.
 #
 # run.py decides for each cell from the fingerprint of its config and input files
 # (robust_ssl/runs/rundir.py) whether its result is up to date (then it returns at once), missing or
@@ -45,12 +45,14 @@ BUDGET_CALL = $(PY) benchmarks/budget.py --profile $(PROFILE) --steps 2 \
     --devices 1 $(if $(GPU),$(shell nvidia-smi -L 2>/dev/null | grep -c ^GPU),--batch 16) \
     $(if $(filter paper,$(PROFILE)),--autoattack 1)
 
-table1 table2 table3 curve robustssl: | $(INSTALLED) check-data
-	$(PY) -m robust_ssl.runs.grid $@ $(GRID_ARGS) $(BUDGET_ARGS) $(ROW_ARGS)
-	$(if $(filter 1,$(DRY_RUN)),@echo "DRY_RUN=1: nothing ran so there is no report",$(PY) -m robust_ssl.report $@ $(REPORT_ARGS))
+# `robust-ssl <table>` (robust_ssl/tables.py) checks the data, runs the cells, then writes
+# the report; make only turns its variables into that command's flags.
+table1 table2 table3 curve robustssl: | $(INSTALLED)
+	$(PY) -m robust_ssl $@ $(GRID_ARGS) $(BUDGET_ARGS) $(ROW_ARGS) \
+	    $(if $(filter 1,$(DOWNLOAD)),--download)
 	$(if $(PROJECT),@echo "rehearsal done; what the real $(PROFILE) run would cost here:" && $(BUDGET_CALL))
 
 # The paper's claims, audited from the finished Table 1 and Table 2 cells' per-image records
 # (robust_ssl/report/claims.py): runs nothing, names the cells it misses.
 claims: | $(INSTALLED)
-	$(PY) -m robust_ssl.report claims $(REPORT_ARGS)
+	$(PY) -m robust_ssl claims $(REPORT_ARGS)

@@ -10,7 +10,8 @@ LAYERS = [("robust_ssl", "robust_ssl.errors"), ("robust_ssl.plumbing",), ("robus
           ("robust_ssl.models",), ("robust_ssl.attacks",), ("robust_ssl.pretrain",),
           ("robust_ssl.finetune",), ("robust_ssl.evaluation",), ("robust_ssl.runs",),
           ("robust_ssl.report",),
-          ("robust_ssl.cli", "robust_ssl.__main__", "robust_ssl.grid", "robust_ssl.run")]
+          ("robust_ssl.cli", "robust_ssl.__main__", "robust_ssl.grid", "robust_ssl.run",
+           "robust_ssl.tables")]
 
 
 def modules() -> dict[str, Path]:

@@ -320,3 +320,22 @@ def test_an_import_cell_converts_once_and_refuses_another_file(tmp_path, capsys)
     with pytest.raises(SystemExit):
         imported(source, cell, "--option", "colour=red")
     assert "--option 'colour=red'" in capsys.readouterr().err
+
+
+def test_lightning_clis_dotted_flags_are_the_same_overrides_as_set(image_folder, tmp_path,
+                                                                   capsys):
+    data_dir, _ = image_folder
+    common = ["supervised", "--profile", "smoke", "--run-dir", str(tmp_path / "c"),
+              "--data-dir", str(data_dir)]
+    by_set = run.parse(common + ["--set", "model.adversarial=true", "--set",
+                                 "data.fraction=0.5", "--set", "model.attack.eps=0.01"])
+    dotted = run.parse(common + ["--model.adversarial", "true", "--data.fraction=0.5",
+                                 "--model.init_args.attack.init_args.eps", "0.01"])
+    assert run.resolve(dotted, tmp_path / "c") == run.resolve(by_set, tmp_path / "c")
+    resolved = run.resolve(dotted, tmp_path / "c")["model"]["init_args"]
+    assert resolved["adversarial"] is True and resolved["attack"]["init_args"]["eps"] == 0.01
+    for wrong, message in ((["--adversarial", "true"], "unrecognized argument '--adversarial'"),
+                           (["--model.adversarial"], "--model.adversarial has no value")):
+        with pytest.raises(SystemExit):
+            run.parse(common + wrong)
+        assert message in capsys.readouterr().err

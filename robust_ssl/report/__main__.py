@@ -41,8 +41,8 @@ def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
     run.finish()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m robust_ssl.report.tables",
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m robust_ssl.report",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("table", choices=sorted(grid.TABLES) + ["claims"])
     parser.add_argument("--results", required=True)
@@ -56,7 +56,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="a rehearsal's results (the curve: one epoch per budget)")
     parser.add_argument("--wandb", choices=MODES, default=None,
                         help="offline (default, or $WANDB), online or off")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    report(parser().parse_args(argv))
+
+
+def report(args: argparse.Namespace) -> None:
+    """Write, print and log the report of `args.table` (the parser's fields; the grid's
+    parser has them all, so `robust-ssl <table>` passes its own)."""
     results = Path(args.results)
     with exit_on_user_error():
         mode = wandb_mode(args.wandb)

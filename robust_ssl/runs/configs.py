@@ -109,12 +109,13 @@ def apply_overrides(config: dict, overrides: list[str]) -> None:
     (seed_everything). Values are YAML: 0.1, true, null, cifar10 all mean what they say.
     `<key>.class_path=...` swaps a nested class (model.attack.class_path=robust_ssl.attacks.PGD):
     as with a second config file, the new class keeps none of the old one's arguments but those
-    in KEPT_ACROSS_CLASSES."""
+    in KEPT_ACROSS_CLASSES. LightningCLI's spelled-out form (model.init_args.adversarial) means
+    the same."""
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise RobustSSLError(f"--set {item!r}: expected key=value, e.g. data.fraction=0.1")
-        *path, last = key.split(".")
+        *path, last = [part for part in key.split(".") if part != "init_args"]
         node = config
         for depth, part in enumerate(path, 1):
             node = node.setdefault(part, {})

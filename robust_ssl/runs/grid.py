@@ -510,6 +510,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("table", choices=sorted(TABLES))
     p.add_argument("--profile", required=True)
     p.add_argument("--results", required=True, help="the profile's results directory")
+    add_table_arguments(p)
+    return p
+
+
+def add_table_arguments(p: argparse.ArgumentParser) -> None:
+    """Everything a table's run takes but its name, profile and results directory."""
     p.add_argument("--data-dir", default="data")
     p.add_argument("--pretrain-data", default="cifar100")
     p.add_argument("--seeds", type=non_negative, nargs="*",
@@ -527,7 +533,6 @@ def parser() -> argparse.ArgumentParser:
                    help="cells at once (JOBS=N for make): each on its own GPU, or a share of "
                    "the CPU cores")
     add_executor_arguments(p)
-    return p
 
 
 def add_executor_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,8 +11,8 @@ under the same config: a run directory holds the results of one config (see rund
     python -m robust_ssl.runs.run pretrain  --profile quick --run-dir R [--task rotation] [--set ...]
     python -m robust_ssl.runs.run pretrain  --profile quick --run-dir R2 --set trainer.max_epochs=8 \
         --continue-from R/checkpoints/last.ckpt       # epochs 5..8 of R's run, in R2
-    python -m robust_ssl.runs.run finetune  --profile quick --run-dir R --set data.fraction=0.1 \
-        [--evaluate-output R.json]
+    python -m robust_ssl.runs.run finetune  --profile quick --run-dir R --data.fraction 0.1 \
+        [--evaluate-output R.json]           # LightningCLI's dotted form; --set data.fraction=0.1
     python -m robust_ssl.runs.run evaluate  --profile quick --run-dir R --output R.json
     python -m robust_ssl.runs.run finetune  --profile quick --run-dir R --layer robustssl/alf \
         --evaluate-layer robustssl/evaluate --evaluate-output R.json   # under a protocol
@@ -395,7 +395,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--profile", required=True)
         p.add_argument("--run-dir", required=True)
         p.add_argument("--data-dir", default="data")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="a config override, e.g. data.fraction=0.1; also written as "
+                       "LightningCLI writes it: --data.fraction 0.1")
         p.add_argument("--group", help="W&B group (default: the profile)")
         p.add_argument("--seed", type=int, help="the run's seed (seed_everything); the "
                        "config's when not given")
@@ -441,8 +443,37 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
+def dotted_overrides(extra: list[str], parsed: argparse.ArgumentParser) -> list[str]:
+    """LightningCLI's form of an override, `--model.adversarial true` or
+    `--trainer.max_epochs=8`, as the `--set` item it means; anything else is an error."""
+    items, rest = [], list(extra)
+    while rest:
+        flag = rest.pop(0)
+        key, sep, value = flag.removeprefix("--").partition("=")
+        if not flag.startswith("--") or "." not in key:
+            parsed.error(f"unrecognized argument {flag!r}: overrides are --set KEY=VALUE or "
+                         "--KEY VALUE with a dotted key, e.g. --model.adversarial true")
+        if not sep:
+            if not rest:
+                parsed.error(f"{flag} has no value: write e.g. {flag} true")
+            value = rest.pop(0)
+        items.append(f"{key}={value}")
+    return items
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, dotted overrides appended to --set's items."""
+    cli = parser()
+    args, extra = cli.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "set"):
+            cli.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.set = (args.set or []) + dotted_overrides(extra, cli)
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     with exit_on_user_error():
         if args.stage == "check-data":
             check_data(args)

@@ -1,0 +1,68 @@
+"""`robust-ssl <table>`: what `make <table>` does, as one command: check the data, run the
+table's cells (grid.py), then write its report (report/__main__.py); `robust-ssl claims`
+writes the claims audit and runs nothing. The make targets call it, so both give the same.
+
+    robust-ssl table1 --profile quick --data-dir data --pretrain-data cifar10 --seeds 0 1 --jobs 2
+    robust-ssl claims --profile quick --pretrain-data cifar10 --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from robust_ssl.errors import exit_on_user_error
+from robust_ssl.runs import configs, grid
+
+COMMANDS = (*sorted(grid.TABLES), "claims")
+
+
+def gpu_listed() -> bool:
+    """make's test: `nvidia-smi -L` lists a GPU."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    except OSError:
+        return False
+    return "GPU" in listed.stdout
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="robust-ssl <table>", description=__doc__.splitlines()[0])
+    p.add_argument("table", choices=COMMANDS)
+    p.add_argument("--profile", choices=configs.profiles(),
+                   help="default: paper where a GPU is listed, else quick (as make)")
+    p.add_argument("--results", help="the profile's results directory (default: "
+                   "results/<profile>, results/<profile>-rehearsal with --rehearse)")
+    p.add_argument("--download", action="store_true",
+                   help="fetch missing CIFAR files through torchvision (DOWNLOAD=1 for make)")
+    grid.add_table_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    gpu = gpu_listed()
+    args.profile = args.profile or ("paper" if gpu else "quick")
+    if args.results is None:
+        args.results = str(Path("results") / (args.profile + "-rehearsal" * args.rehearse))
+    with exit_on_user_error():
+        if args.table != "claims":
+            from robust_ssl.runs.run import check_data
+
+            seen = "a CUDA GPU is visible" if gpu else "no CUDA GPU visible"
+            print(f"profile: {args.profile} ({seen}); choose with --profile paper|quick|smoke",
+                  flush=True)
+            check_data(argparse.Namespace(data_dir=args.data_dir, labeled="cifar10",
+                                          pretrain=args.pretrain_data, download=args.download,
+                                          resize=args.resize))
+            failed = grid.run_table(args)
+            if failed:
+                sys.exit(failed)
+            if args.dry_run:
+                print("--dry-run: nothing ran, so there is no report")
+                return
+    from robust_ssl.report.__main__ import report
+
+    report(args)
