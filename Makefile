@@ -76,6 +76,8 @@ SLURM_MEM ?=
 SLURM_CONSTRAINT ?=
 SLURM_OPTIONS ?=
 SLURM_CONFIG ?=
+# how each SLURM job starts Python, e.g. "apptainer exec --nv robust-ssl.sif python" (containers/)
+SLURM_PYTHON ?=
 DRY_RUN ?= 0
 # a cell another process runs (a second make on this RESULTS, a SLURM job): wait for it and
 # read it as up to date, or skip it and what needs it (robust_ssl/runs/celllock.py)

@@ -27,6 +27,7 @@ EXECUTOR_ARGS = --executor $(EXECUTOR) $(if $(filter 1,$(DRY_RUN)),--dry-run) --
     $(call slurm_flag,--slurm-mem,$(SLURM_MEM)) \
     $(call slurm_flag,--slurm-constraint,$(SLURM_CONSTRAINT)) \
     $(call slurm_flag,--slurm-config,$(SLURM_CONFIG)) \
+    $(call slurm_flag,--slurm-python,$(SLURM_PYTHON)) \
     $(foreach option,$(SLURM_OPTIONS),--slurm-option='$(option)')
 
 # the budget curve's epochs (curve only; empty = the profile's)

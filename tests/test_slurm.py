@@ -388,3 +388,30 @@ def test_two_slurm_tasks_see_every_image_once_per_epoch(tmp_path):
         seen = [ranks[r][f"train{epoch}"] for r in range(2)]
         assert len(seen[0]) == len(seen[1]) == 30
         assert sorted(seen[0] + seen[1]) == list(range(60)), f"epoch {epoch}"
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_cells_run_through_the_python_command_slurm_python_names(table_data, tmp_path):
+    """SLURM_PYTHON="apptainer exec --nv robust-ssl.sif python", with a stand-in for
+    apptainer (none is installed here) that notes its arguments and runs the rest on the host:
+    the job starts through it and the cell finishes."""
+    calls = tmp_path / "calls.txt"
+    stand_in = tmp_path / "apptainer"
+    stand_in.write_text(f"""#!/bin/sh
+echo "$@" >> {calls}
+[ "$1" = exec ] || exit 64
+shift
+while [ "${{1#--}}" != "$1" ]; do shift; done
+shift
+exec "$@"
+""")
+    stand_in.chmod(0o755)
+    python = f"{stand_in} exec --nv robust-ssl.sif {sys.executable}"
+    cell = pretraining_job(table_data, tmp_path / "in-container")
+    summary = SlurmExecutor(SlurmOptions(cpus_per_task=CPUS, python=python),
+                            tmp_path / "submitit").run([cell], "t")
+    assert summary.states == {cell.name: "done"}, summary.text("t")
+    assert (cell.run_dir / "encoder.pt").is_file()
+    assert f"exec --nv robust-ssl.sif {sys.executable} -u -m submitit.core._submit" in (
+        calls.read_text())

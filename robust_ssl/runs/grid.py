@@ -398,7 +398,7 @@ def slurm_options(args: argparse.Namespace):
              "qos": args.slurm_qos, "time_minutes": args.slurm_time,
              "gpus_per_cell": args.gpus_per_cell, "cpus_per_task": args.cpus_per_cell,
              "tasks_per_cell": args.tasks_per_cell, "mem": args.slurm_mem,
-             "constraint": args.slurm_constraint}
+             "constraint": args.slurm_constraint, "python": args.slurm_python}
     given = {key: value for key, value in flags.items() if value is not None}
     extra = dict(options.extra)
     for item in args.slurm_option or []:
@@ -563,6 +563,10 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
                        "(default: one per GPU, else 1)")
     slurm.add_argument("--slurm-mem", metavar="SIZE", help="memory per cell, e.g. 32G")
     slurm.add_argument("--slurm-constraint")
+    slurm.add_argument("--slurm-python", metavar="COMMAND",
+                       help="how each job starts Python, e.g. \"apptainer exec --nv "
+                       "robust-ssl.sif python\" to run the cells in the suite's container "
+                       "(SLURM_PYTHON for make)")
     slurm.add_argument("--slurm-option", action="append", metavar="KEY=VALUE",
                        help="any other sbatch option, e.g. mail-type=END (repeatable)")
 

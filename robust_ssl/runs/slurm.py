@@ -12,7 +12,8 @@ tasks (one per GPU, or `tasks_per_cell` on CPUs) runs one DDP rank per task unde
 SLURM environment.
 
     python -m robust_ssl.runs.grid table1 ... --executor slurm --slurm-partition gpu \
-        --gpus-per-cell 1 --cpus-per-cell 8 [--slurm-config cluster.yaml] [--dry-run]
+        --gpus-per-cell 1 --cpus-per-cell 8 [--slurm-config cluster.yaml] [--dry-run] \
+        [--slurm-python "apptainer exec --nv robust-ssl.sif python"]   # cells in a container
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class SlurmOptions:
     constraint: str | None = None
     extra: dict[str, str] = field(default_factory=dict)  # any other sbatch option
     max_requeues: int = 3  # after time-outs (preemptions requeue without limit)
+    # how a job starts Python, e.g. "apptainer exec --nv robust-ssl.sif python" to run every
+    # cell in the suite's container (containers/); None: this process's interpreter
+    python: str | None = None
 
     @property
     def tasks(self) -> int:
@@ -110,6 +114,8 @@ class SlurmOptions:
                  "mem": self.mem, "constraint": self.constraint}
         parts += [f"{key} {value}" for key, value in named.items() if value]
         parts += [f"--{key}={value}" for key, value in self.extra.items()]
+        if self.python:
+            parts.append(f"python: {self.python}")
         return ", ".join(parts)
 
 
@@ -150,7 +156,8 @@ class Scheduler:
         import submitit
 
         self.executor = submitit.SlurmExecutor(folder=folder / "%j",
-                                               max_num_timeout=options.max_requeues)
+                                               max_num_timeout=options.max_requeues,
+                                               python=options.python)
         self.parameters = options.parameters()
         self.jobs: dict[str, object] = {}
 
