@@ -54,6 +54,9 @@ PRETRAIN_DATA ?= cifar100
 DOWNLOAD ?= 1
 RESULTS ?= results
 WANDB ?= offline
+# W&B artifacts of encoders and classifiers: reference (path and checksum; the default) or
+# upload (the files themselves, 45 MB each for a ResNet-18); results and tables always upload
+MODEL_ARTIFACTS ?= reference
 RESTART ?= 0
 # 1: check finished cells' files against their SHA-256 on record, not only sizes and times
 VERIFY ?= 0
@@ -99,7 +102,7 @@ SUPERVISED_EPOCHS ?=
 # pretext tasks whose encoders run beside them (empty: none)
 ENCODERS ?=
 OURS ?= simclr adv_simclr
-export WANDB
+export WANDB MODEL_ARTIFACTS
 
 # Bad variables stop here, before anything is written. Make splits file names at spaces, so
 # paths that become targets (RESULTS, PRETRAIN_DATA) may not have any; DATA_DIR is quoted.
@@ -109,6 +112,9 @@ $(error PROFILE=$(PROFILE) is unknown: choose paper, quick or smoke)
 endif
 ifeq ($(filter $(WANDB),offline online off),)
 $(error WANDB=$(WANDB) is unknown: choose offline (the default), online or off)
+endif
+ifeq ($(filter $(MODEL_ARTIFACTS),reference upload),)
+$(error MODEL_ARTIFACTS=$(MODEL_ARTIFACTS) is unknown: choose reference (the default) or upload)
 endif
 ifneq ($(words $(RESULTS)),1)
 $(error RESULTS='$(RESULTS)' contains a space or is empty, which make cannot handle in file names: choose a path without spaces)

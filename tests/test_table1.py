@@ -17,7 +17,9 @@ import torch
 import yaml
 
 from tests.conftest import write_image_folder
+from robust_ssl.runs import grid
 from tests.test_slurm import metrics
+from tests.wandb_records import offline_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_SEED = 2026  # the moments of the kills, into each stage
@@ -248,6 +250,7 @@ def test_bad_variables_stop_make_before_anything_is_written(tmp_path):
     for variables in ([f"RESULTS={tmp_path / 'my results'}"],
                       [f"RESULTS={tmp_path / 'r'}", "PROFILE=fast"],
                       [f"RESULTS={tmp_path / 'r'}", "WANDB=maybe"],
+                      [f"RESULTS={tmp_path / 'r'}", "MODEL_ARTIFACTS=sometimes"],
                       [f"RESULTS={tmp_path / 'r'}", "SEEDS=0 x"],
                       [f"RESULTS={tmp_path / 'r'}", "CURVE_EPOCHS=0 1"]):
         out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "table1",
@@ -309,3 +312,76 @@ def test_smoke_robustssl_table_reads_a_foreign_encoder_and_reruns_nothing(table_
     assert list(out.glob("wandb/offline-run-*")), "the table was not logged to W&B"
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "0 done, 12 up to date" in again.stdout, again.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_robust_ssl_table1_gives_what_make_table1_gives_and_w_and_b_shows_it(smoke_table1,
+                                                                              tmp_path):
+    """The front door by its own defaults (results/<profile> under the working directory)
+    against make's table (which turns its variables into the same command's flags), logged
+    offline; then what each offline run holds, read back from its .wandb file."""
+    data, made = smoke_table1
+    command = [str(Path(os.sys.executable).parent / "robust-ssl"), "table1", "--profile",
+               "smoke", "--data-dir", str(data), "--jobs", "2", "--wandb", "offline"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "profile: smoke" in done.stdout and "13 done, 0 up to date, 0 failed" in done.stdout
+    assert metrics(tmp_path / "results") == metrics(made)
+    out = tmp_path / "results" / "smoke"
+    table = (out / "table1.md").read_text()
+    assert table == (made / "smoke" / "table1.md").read_text() and table in done.stdout
+    check_dashboard(out)
+
+
+def check_dashboard(out: Path) -> None:
+    runs = {(r.name, r.job_type): r for r in offline_runs(out)}
+    evaluated = [c for c in grid.table1("cifar100", (0,)) if c.evaluated]
+    assert len(runs) == 1 + 2 * len(evaluated) + 1  # pretraining, the cells' two stages, report
+    encoder = runs["simclr-cifar100-s0", "pretrain"].outputs("encoder")
+    assert [a.name for a in encoder] == ["smoke-simclr-cifar100-s0-encoder"]
+    assert encoder[0].references and not encoder[0].files  # by reference unless asked
+    for cell in evaluated:
+        trained = runs[cell.name, cell.stage]
+        evaluation = runs[cell.name, "evaluate"]
+        for run in (trained, evaluation):
+            keys = run.config["cell"]
+            assert run.group == "table1-smoke" and {"table1", "smoke", "seed0"} <= set(run.tags)
+            assert (keys["table"], keys["profile"], keys["seed"], keys["cell"]) == (
+                "table1", "smoke", 0, cell.name)
+            assert keys["training"] == cell.column and keys["eps_space"] == "pixel"
+            assert keys["fraction"] == (1 if cell.row in ("supervised", "random encoder")
+                                        else grid.FRACTIONS[cell.row])
+            assert keys["policy"] == ("full" if cell.row == "supervised" else "linear")
+            assert keys["pretext"] == ("simclr" if cell.encoder else None)
+        assert 0 <= trained.history["val/acc"] <= 1
+        assert {"test/clean", "test/fgsm@8/255", "test/pgd@8/255"} <= set(evaluation.history)
+        # lineage: encoder -> classifier -> result, each used with the digest it was made with
+        if cell.encoder:
+            assert [(a.name, a.digest) for a in trained.inputs("encoder")] == [
+                (encoder[0].name, encoder[0].digest)]
+        classifier = trained.outputs("classifier")
+        assert [(a.name, a.digest) for a in evaluation.inputs("classifier")] == [
+            (f"smoke-{cell.name}-classifier", classifier[0].digest)]
+        result = evaluation.outputs("result")
+        assert sorted(result[0].files) == sorted(f"{cell.name}{suffix}" for suffix in (
+            ".json", ".records.npz", ".examples.png"))
+        # the ε line plot and the adversarial-example panel
+        chart = evaluation.config["_wandb"]["visualize"]["eps_curve"]["panel_config"]
+        assert chart["panelDefId"] == "wandb/line/v0" and chart["fieldSettings"]["x"] == "eps (/255)"
+        curve = json.loads(next(evaluation.path.parent.glob(
+            "files/media/table/eps_curve_table_*.table.json")).read_text())
+        assert curve["columns"] == ["eps (/255)", "accuracy (%)", "attack"]
+        assert {row[2] for row in curve["data"]} == {"fgsm", "pgd"}
+        assert evaluation.history["examples._type"] == "image-file"
+        assert (evaluation.path.parent / "files" / evaluation.history["examples.path"]).is_file()
+        assert (out / f"{cell.name}.examples.png").stat().st_size > 10_000
+    report = runs["table1", "report"]
+    used = {a.name: a.digest for a in report.inputs("result")}
+    assert used == {f"smoke-{c.name}-result": runs[c.name, "evaluate"].outputs("result")[0].digest
+                    for c in evaluated}
+    assert sorted(report.outputs("table")[0].files) == sorted(
+        f"table1{suffix}" for suffix in (".md", ".csv", ".png", "_eps.png", "_eps.csv"))
+    for attack in ("fgsm", "pgd"):
+        chart = report.config["_wandb"]["visualize"][f"eps_curve/{attack}"]["panel_config"]
+        assert chart["fieldSettings"]["stroke"] == "cell"
+    assert report.history["table1._type"] == "table-file"

@@ -23,9 +23,10 @@ import torch
 from robust_ssl.attacks import Attack, build_attack, check_eps_space, check_epsilon
 from robust_ssl.data.corruptions import (SEVERITIES, check_corruptions, choose_source,
                                          describe, frost_photographs)
-from robust_ssl.data.modules import check_classes
+from robust_ssl.data.modules import check_classes, to_unit_float
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.evaluation.classifier import load_classifier
+from robust_ssl.evaluation.examples import COUNT, chosen, draw
 from robust_ssl.evaluation.records import corruption_accuracies, subset_metrics, worst_case
 from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, eps_name, git_commit,
                                           key, versions, write_records, write_result)
@@ -345,6 +346,22 @@ class AdversarialEvaluator(pl.LightningModule):
         ran, right = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
         ran[index], right[index] = True, survived
         return ran, right
+
+    def example_panel(self, path: Path, count: int = COUNT) -> Path:
+        """The first `count` test images, clean and under this evaluation's FGSM and PGD at
+        the table's ε, with the classes predicted (examples.py)."""
+        test = self.trainer.datamodule.test
+        hp = self.hparams
+        names = {"fgsm": "FGSM", "pgd": f"PGD-{hp.pgd_steps}"}
+        attacks = {names[s.attack.name]: s.attack for s in self.settings
+                   if s.attack is not None and s.attack.name in names and not s.sweep_only
+                   and s.attack.eps == hp.eps and s.attack.eps_space == hp.eps_space}
+        index = chosen(test.labels.cpu(), count).to(test.labels.device)
+        images = to_unit_float(test.images[index].to(self.device))
+        return draw(self.classifier, images, test.labels[index].to(self.device),
+                    list(test.classes), attacks, path,
+                    f"{self.hparams.run_name or Path(self.hparams.output).stem}: ε = "
+                    f"{eps_name(self.hparams.eps)} ({self.hparams.eps_space})")
 
     def write_results(self, metrics: dict[str, float], subsets: dict[str, dict[str, float]],
                       counts: dict[str, int], sanity: dict, corruptions: dict | None = None

@@ -29,15 +29,44 @@ REHEARSAL_NOTE = ("REHEARSAL: every cell cut to a couple of batches and its atta
                   "paths ran.\n\n")
 
 
-def log_to_wandb(results: Path, name: str, group: str, mode: str) -> None:
-    """The finished table as a wandb.Table in its own run of the table's group."""
+def log_to_wandb(results: Path, name: str, group: str, mode: str, profile: str,
+                 cells: list[grid.Cell]) -> None:
+    """The finished report in its own run of the table's group: the table as a wandb.Table,
+    its ε curves as line plots, its files as an artifact that uses every cell's result
+    (runs/dashboard.py)."""
+    import os
+
     import wandb
 
+    from robust_ssl.runs import dashboard
+
+    os.environ["WANDB_DATA_DIR"] = str(results / "wandb")  # staged files stay with the results
     with open(results / f"{name}.csv") as f:
         data = list(csv.reader(f))
-    run = wandb.init(project="robust-ssl", group=group, name=name, job_type="report",
-                     dir=str(results), mode="online" if mode == "online" else "offline")
-    run.log({name: wandb.Table(columns=data[0], data=data[1:])})
+    keys = {"table": name, "profile": profile, "stage": "report"}
+    run = wandb.init(project=dashboard.PROJECT, group=group, name=name, job_type="report",
+                     dir=str(results), mode="online" if mode == "online" else "offline",
+                     config={"cell": keys}, tags=dashboard.tags_of(keys))
+    for cell in cells:
+        output = results / f"{cell.name}.json"
+        if cell.evaluated and output.is_file():
+            dashboard.use(run, dashboard.result_artifact(profile, output))
+    logged = {name: wandb.Table(columns=data[0], data=data[1:])}
+    curves = results / f"{name}_eps.csv"
+    if curves.is_file():
+        with open(curves) as f:
+            points = list(csv.DictReader(f))
+        for attack, title in (("fgsm", "FGSM"), ("pgd", "PGD-20")):
+            rows = [[float(p["eps"]), float(p["accuracy"]), p["series"]] for p in points
+                    if p["attack"] == attack]
+            if rows:
+                logged[f"eps_curve/{attack}"] = dashboard.eps_plot(
+                    rows, f"{name}: {title} accuracy against ε", series="cell")
+    run.log(logged)
+    files = [results / f"{name}{suffix}" for suffix in (".md", ".csv", ".png", ".json",
+                                                         "_eps.png", "_eps.csv")]
+    run.log_artifact(dashboard.artifact(f"{profile}-{name}", "table",
+                                        [f for f in files if f.is_file()]))
     run.finish()
 
 
@@ -88,7 +117,13 @@ def report(args: argparse.Namespace) -> None:
         text = REHEARSAL_NOTE + text
         (results / f"{args.table}.md").write_text(text)
     if mode != "off":
-        log_to_wandb(results, args.table, f"{args.table}-{args.profile}", mode)
+        cells = (grid.table1(grid.pretrain_name(args.pretrain_data), grid.seeds_of(args))
+                 + grid.table2(grid.pretrain_name(args.pretrain_data), grid.seeds_of(args))
+                 if args.table == "claims" else
+                 grid.cells_of(args.table, args.pretrain_data, grid.seeds_of(args),
+                               *grid.epochs_of(args), profile=args.profile, **grid.rows_of(args)))
+        log_to_wandb(results, args.table, f"{args.table}-{args.profile}", mode, args.profile,
+                     cells)
     print(text)
 
 

@@ -231,35 +231,57 @@ def column_colours(count: int) -> list[tuple[float, float, float]]:
     return colours[:count]
 
 
-def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, Result],
-                   row_labels: dict[str, str], title: str) -> None:
-    """Robust accuracy against ε, FGSM and PGD-20 side by side, one curve per cell (mean over
-    seeds; colour = row, line style = column), measured on each run's ε-sweep subset, at the
-    budgets both attacks ran (not the large-ε masking check)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+def epsilon_points(cells: list[grid.Cell], runs: dict[str, Result],
+                   row_labels: dict[str, str]) -> list[dict]:
+    """Robust accuracy (%) against ε (/255), one series per cell (mean over seeds), on each
+    run's ε-sweep subset, at the budgets both FGSM and PGD-20 ran (not the large-ε masking
+    check): {attack, row, column, series, eps, accuracy} per point."""
+    points = []
     columns = sorted({c.column for c in cells if c.evaluated})
-    styles = dict(zip(columns, ("-", "--", ":", "-.")))
-    colours = dict(zip(row_labels, plt.get_cmap("tab10").colors))
-    for ax, attack in zip(axes, ("fgsm", "pgd")):
+    for attack in ("fgsm", "pgd"):
         for row, label in row_labels.items():
             for column in columns:
-                chosen = [runs[c.name] for c in cells if c.row == row and c.column == column]
+                chosen = [runs[c.name] for c in cells if c.row == row and c.column == column
+                          and c.name in runs]
                 if not chosen:
                     continue
                 sweep = [r.sweep for r in chosen]
                 shared = [e for e in budgets(sweep[0], attack)
                           if all(key(a, eps_value(e)) in s for s in sweep for a in ("fgsm", "pgd"))]
-                if not shared:
-                    continue
-                means = [100 * statistics.fmean(s[key(attack, eps_value(e))] for s in sweep)
-                         for e in shared]
-                ax.plot([255 * eps_value(e) for e in shared], means, marker="o",
-                        color=colours[row], linestyle=styles[column], label=f"{label}, {column}")
+                for e in shared:
+                    points.append({"attack": attack, "row": row, "column": column,
+                                   "series": f"{label}, {column}", "eps": 255 * eps_value(e),
+                                   "accuracy": 100 * statistics.fmean(
+                                       s[key(attack, eps_value(e))] for s in sweep)})
+    return points
+
+
+def epsilon_curves(path: Path, cells: list[grid.Cell], runs: dict[str, Result],
+                   row_labels: dict[str, str], title: str) -> None:
+    """epsilon_points as a chart (FGSM and PGD-20 side by side; colour = row, line style =
+    column) and as `<path stem>.csv`, the data of W&B's line plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = epsilon_points(cells, runs, row_labels)
+    with open(path.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["attack", "row", "column", "series", "eps",
+                                               "accuracy"])
+        writer.writeheader()
+        writer.writerows(points)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    columns = sorted({c.column for c in cells if c.evaluated})
+    styles = dict(zip(columns, ("-", "--", ":", "-.")))
+    colours = dict(zip(row_labels, plt.get_cmap("tab10").colors))
+    for ax, attack in zip(axes, ("fgsm", "pgd")):
+        series = dict.fromkeys(p["series"] for p in points if p["attack"] == attack)
+        for name in series:
+            line = [p for p in points if p["attack"] == attack and p["series"] == name]
+            ax.plot([p["eps"] for p in line], [p["accuracy"] for p in line], marker="o",
+                    color=colours[line[0]["row"]], linestyle=styles[line[0]["column"]],
+                    label=name)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("ε (/255)")
         ax.set_title({"fgsm": "FGSM", "pgd": "PGD-20"}[attack])

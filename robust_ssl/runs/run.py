@@ -33,7 +33,8 @@ import torch
 import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from robust_ssl.runs import celllock, configs, integrity, rehearsal
+from robust_ssl.evaluation.examples import panel_path
+from robust_ssl.runs import celllock, configs, dashboard, integrity, rehearsal
 from robust_ssl.runs.configs import apply_overrides, pretext_tasks
 from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.evaluation.result import read_result, records_path
@@ -64,9 +65,10 @@ def base_config(profile: str, stage: str, task: str = "simclr", layers: tuple[st
 
 
 def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode: str,
-                  stage: str) -> None:
+                  stage: str, keys: dict | None = None) -> None:
     """Send logs, checkpoints and the encoder export of a run into `run_dir`; each stage logs
-    into its own folder (logs/<stage>/), so evaluating never replaces the training curves."""
+    into its own folder (logs/<stage>/), so evaluating never replaces the training curves.
+    `keys`: what the W&B run is filtered by (dashboard.py)."""
     trainer = config.setdefault("trainer", {})
     trainer["default_root_dir"] = str(run_dir)
     loggers = [{"class_path": "pytorch_lightning.loggers.CSVLogger",
@@ -75,7 +77,8 @@ def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode
         loggers.append({"class_path": "pytorch_lightning.loggers.WandbLogger",
                         "init_args": {"project": "robust-ssl", "group": group, "name": name,
                                       "save_dir": str(run_dir), "offline": wandb_mode != "online",
-                                      "job_type": stage}})
+                                      "job_type": stage,
+                                      **dashboard.logger_arguments(keys or {})}})
     trainer["logger"] = loggers
     for callback in trainer.get("callbacks", []):
         args = callback.setdefault("init_args", {})
@@ -113,8 +116,9 @@ def resolve(args: argparse.Namespace, run_dir: Path) -> dict:
                                            output=args.output, run_name=run_dir.name)
     seed = [] if args.seed is None else [f"seed_everything={args.seed}"]
     apply_overrides(config, [f"data.data_dir={args.data_dir}"] + seed + (args.set or []))
-    route_outputs(config, run_dir, args.group or f"{args.profile}", run_dir.name, mode,
-                  args.stage)
+    group = args.group or args.profile
+    keys = dashboard.stage_keys(args.stage, args.profile, group, run_dir, config)
+    route_outputs(config, run_dir, group, run_dir.name, mode, args.stage, keys)
     if getattr(args, "rehearse", False):
         sets_epochs = any(item.startswith("trainer.max_epochs=") for item in args.set or [])
         rehearsal.cut(config, keeps_epochs=sets_epochs)
@@ -309,7 +313,20 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
         cli_args += ["--ckpt_path", str(args.continue_from)]
     print(f"$ robust-ssl {' '.join(cli_args)}", flush=True)
     start = time.perf_counter()
-    cli = run_cli(cli_args)
+    os.environ["WANDB_DATA_DIR"] = str(run_dir / "wandb")  # staged artifacts travel with it
+    try:
+        finish_stage(args, run_dir, resolved, run_cli(cli_args), start)
+    except BaseException:
+        dashboard.finish(failed=True)
+        raise
+    dashboard.finish(failed=False)
+
+
+def finish_stage(args: argparse.Namespace, run_dir: Path, resolved: Path, cli, start: float
+                 ) -> None:
+    """After the CLI returned: the final classifier, then (first rank) the example panel, the
+    integrity record, the minutes, and the stage's W&B record last: should that fail, the
+    cell fails loudly, but its results are finished and a rerun finds them up to date."""
     minutes = (time.perf_counter() - start) / 60
     if args.stage in ("finetune", "supervised"):
         # the finished classifier (weights, no optimizer state): its existence marks the
@@ -317,14 +334,19 @@ def train_or_evaluate(args: argparse.Namespace, resolved: Path) -> None:
         cli.trainer.save_checkpoint(run_dir / FINAL_CLASSIFIER, weights_only=True)
     if not primary():
         return
-    if subcommand == "fit":
+    output = Path(args.output) if args.stage == "evaluate" else None
+    if output is not None:
+        cli.model.example_panel(panel_path(output))
+    if STAGES[args.stage][1] == "fit":
         prune_checkpoints(run_dir / "checkpoints")
     name = stage_files(args, run_dir)[0]
     integrity.write(integrity.record_of(run_dir, name), written_files(args, run_dir),
                     results_root(run_dir))
     (run_dir / f"{args.stage}_minutes.txt").write_text(f"{minutes:.2f}\n")
-    if args.stage == "evaluate":
-        print(summary_line(Path(args.output), run_dir), flush=True)
+    if output is not None:
+        print(summary_line(output, run_dir), flush=True)
+    dashboard.record_stage(cli.trainer, cli.model, args.stage, args.profile, run_dir,
+                           yaml.safe_load(resolved.read_text()), output)
 
 
 def prune_checkpoints(folder: Path) -> None:
