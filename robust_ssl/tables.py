@@ -28,6 +28,16 @@ def gpu_listed() -> bool:
     return "GPU" in listed.stdout
 
 
+def check_data(args: argparse.Namespace) -> int:
+    """Load (and cache) every split the table needs, in a process of its own: torch must not
+    be loaded here before the grid has set the cells' thread counts, which OpenMP reads when
+    torch loads and forked cells inherit (runs/launch.py). Its exit status."""
+    command = [sys.executable, "-m", "robust_ssl.runs.run", "check-data", "--data-dir",
+               args.data_dir, "--labeled", "cifar10", "--pretrain", args.pretrain_data]
+    command += ["--download"] * args.download + ["--resize"] * args.resize
+    return subprocess.run(command).returncode
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robust-ssl <table>", description=__doc__.splitlines()[0])
     p.add_argument("table", choices=COMMANDS)
@@ -49,14 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         args.results = str(Path("results") / (args.profile + "-rehearsal" * args.rehearse))
     with exit_on_user_error():
         if args.table != "claims":
-            from robust_ssl.runs.run import check_data
-
             seen = "a CUDA GPU is visible" if gpu else "no CUDA GPU visible"
             print(f"profile: {args.profile} ({seen}); choose with --profile paper|quick|smoke",
                   flush=True)
-            check_data(argparse.Namespace(data_dir=args.data_dir, labeled="cifar10",
-                                          pretrain=args.pretrain_data, download=args.download,
-                                          resize=args.resize))
+            checked = check_data(args)
+            if checked:
+                sys.exit(checked)
             failed = grid.run_table(args)
             if failed:
                 sys.exit(failed)
