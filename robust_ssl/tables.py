@@ -15,17 +15,9 @@ from pathlib import Path
 
 from robust_ssl.errors import exit_on_user_error
 from robust_ssl.runs import configs, grid
+from robust_ssl.runs.executors import gpu_count
 
 COMMANDS = (*sorted(grid.TABLES), "claims")
-
-
-def gpu_listed() -> bool:
-    """make's test: `nvidia-smi -L` lists a GPU."""
-    try:
-        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    except OSError:
-        return False
-    return "GPU" in listed.stdout
 
 
 def check_data(args: argparse.Namespace) -> int:
@@ -53,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    gpu = gpu_listed()
+    gpu = gpu_count() > 0  # make's test: nvidia-smi lists a GPU
     args.profile = args.profile or ("paper" if gpu else "quick")
     if args.results is None:
         args.results = str(Path("results") / (args.profile + "-rehearsal" * args.rehearse))

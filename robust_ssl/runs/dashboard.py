@@ -28,6 +28,10 @@ from pathlib import Path
 
 import yaml
 
+from robust_ssl.errors import RobustSSLError
+from robust_ssl.evaluation.examples import panel_path
+from robust_ssl.evaluation.result import budgets, eps_value, key, read_result, records_path
+
 MODEL_FILES = ("reference", "upload")
 PROJECT = "robust-ssl"
 
@@ -35,7 +39,6 @@ PROJECT = "robust-ssl"
 def model_files() -> str:
     mode = os.environ.get("MODEL_ARTIFACTS", "reference")
     if mode not in MODEL_FILES:
-        from robust_ssl.errors import RobustSSLError
         raise RobustSSLError(f"MODEL_ARTIFACTS={mode!r}: choose reference (the default: path "
                              "and checksum) or upload")
     return mode
@@ -105,17 +108,12 @@ def model_artifact(profile: str, cell: str, kind: str, path: Path, metadata: dic
 
 def result_artifact(profile: str, output: Path):
     """A result JSON with its records and its example panel, where they are."""
-    from robust_ssl.evaluation.examples import panel_path
-    from robust_ssl.evaluation.result import records_path
-
     files = [p for p in (output, records_path(output), panel_path(output)) if p.is_file()]
     return artifact(f"{profile}-{output.stem}-result", "result", files)
 
 
 def eps_points(metrics: dict[str, float]) -> list[list]:
     """[ε (/255), accuracy (%), attack] of every FGSM and PGD budget in `metrics`."""
-    from robust_ssl.evaluation.result import budgets, eps_value, key
-
     rows = []
     for attack in ("fgsm", "pgd"):
         for budget in budgets(metrics, attack):
@@ -179,8 +177,6 @@ def record_stage(trainer, model, stage: str, profile: str, run_dir: Path, config
         if classifier.is_file():
             run.log_artifact(model_artifact(profile, cell, "classifier", classifier))
     elif stage == "evaluate" and output is not None and output.is_file():
-        from robust_ssl.evaluation.result import read_result
-
         result = read_result(output)
         keys["pretext"] = (result.data.get("pretraining") or {}).get("pretext")
         if init.get("checkpoint"):
@@ -188,8 +184,6 @@ def record_stage(trainer, model, stage: str, profile: str, run_dir: Path, config
             use(run, model_artifact(profile, checkpoint.parent.name, "classifier", checkpoint))
         logged = {"eps_curve": eps_plot(eps_points(result.sweep), f"{cell}: accuracy on the "
                                         "ε-sweep subset")}
-        from robust_ssl.evaluation.examples import panel_path
-
         if panel_path(output).is_file():
             import wandb
 
