@@ -78,3 +78,35 @@ def test_the_report_says_what_would_decide_each_inconclusive_comparison(tmp_path
     assert all("to_decide" not in c for c in verdict(found, "C1")["comparisons"])
     text = markdown(found, "smoke")
     assert "seeds: unknown from one seed" in text and "| to decide |" in text
+
+
+def test_an_estimate_on_the_threshold_is_decided_by_no_sample():
+    """Equal counts on both sides over three seeds: the effect is exactly zero (up to the
+    float sum), so neither images nor seeds can move the interval off it."""
+    rng = np.random.default_rng(4)
+    better = rng.random((3, 1000)) < 0.5
+    worse = better[:, rng.permutation(1000)]  # the same counts, other images
+    found = power.needed([better, worse], [1.0, 1.0], 0.0, 0.95)
+    assert found.images is None and found.seeds is None
+    assert power.statement(found, 1000, 3) == (
+        "the estimate is the threshold itself: no number of images or seeds decides it")
+
+
+def test_at_the_intervals_edge_it_names_as_many_as_now_not_fewer():
+    """A bootstrap interval that ends exactly at zero (inconclusive) while the normal
+    approximation would already decide: its figure falls below the images measured, which
+    the statement must not print as if fewer images would do."""
+    sides = paired(1000, 0.545, 0.50, seed=23)
+    found_interval = bootstrap.interval(sides, lambda a, b: a - b)
+    assert found_interval.low == 0.0 and bootstrap.verdict(found_interval) == "inconclusive"
+    found = power.needed(sides, [1.0, 1.0], 0.0, 0.95)
+    assert found.images < 1000
+    assert power.statement(found, 1000, 1) == (
+        "about as many images as now (1,000): the interval is at its edge; "
+        "seeds: unknown from one seed")
+    # the seeds' figure the same way: three seeds whose spread already fits the gap
+    spread = power.needed(paired(10_000, 0.53, 0.50, seeds=3, seed_shift=0.005),
+                          [1.0, 1.0], 0.0, 0.95)
+    assert spread.seeds <= 3
+    assert power.statement(spread, 10_000, 3).endswith(
+        "about as many seeds as now (3): the interval is at its edge")

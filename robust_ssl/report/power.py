@@ -8,8 +8,11 @@ the images' part, var(d_i) / n of the per-image paired differences d_i (each sid
 its seeds), and the seeds' part, the sum over sides of var(seed accuracies) / seeds. The
 interval's half-width at n' images and s' seeds is z·sqrt(V_images·n/n' + V_seeds·s/s'); it
 decides when the half-width is below the distance from the estimate to the threshold. When
-one part alone already spans that distance, more of the other cannot decide. This is a
-planning figure at the effect measured, which is itself uncertain, not a guarantee.
+one part alone already spans that distance, more of the other cannot decide; an estimate on
+the threshold itself is decided by no sample. This is a planning figure at the effect
+measured, which is itself uncertain, not a guarantee: where it names no more images or seeds
+than the comparison has, the interval sits at its edge, where this approximation and the
+bootstrap part ways, and the statement says so rather than naming fewer.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Needed:
     seeds: int | None  # per side, at the images measured; None: cannot, or unknown (one seed)
     image_se: float
     seed_se: float | None  # None: one seed on a side, so the seeds' spread is unknown
+    distance: float  # estimate − threshold: no sample decides 0
 
 
 def needed(sides: list[np.ndarray], scales: list[float], threshold: float, level: float
@@ -55,21 +59,27 @@ def needed(sides: list[np.ndarray], scales: list[float], threshold: float, level
     more_seeds = (math.ceil(seed_var * seeds / (gap - image_var))
                   if seed_var is not None and gap > image_var else None)
     return Needed(more_images, more_seeds, math.sqrt(image_var),
-                  None if seed_var is None else math.sqrt(seed_var))
+                  None if seed_var is None else math.sqrt(seed_var), estimate - threshold)
 
 
 def statement(found: Needed, images: int, seeds: int) -> str:
-    """One line for the claims report, e.g. '≈ 4,100 images, or 6 seeds'."""
+    """One line for the claims report, e.g. '≈ 4,100 images (now 1,000); 6 seeds (now 3)'."""
+    if abs(found.distance) < 1e-12:  # float sums of equal counts over seeds
+        return "the estimate is the threshold itself: no number of images or seeds decides it"
     if found.images is None:
         by_images = "more test images alone cannot"
     elif found.images > TEST_SET:
         by_images = f"≈ {found.images:,} images (more than the test set's {TEST_SET:,})"
+    elif found.images <= images:
+        by_images = f"about as many images as now ({images:,}): the interval is at its edge"
     else:
         by_images = f"≈ {found.images:,} images (now {images:,})"
     if found.seed_se is None:
         by_seeds = "seeds: unknown from one seed"
     elif found.seeds is None:
         by_seeds = "more seeds alone cannot"
+    elif found.seeds <= seeds:
+        by_seeds = f"about as many seeds as now ({seeds}): the interval is at its edge"
     else:
         by_seeds = f"{found.seeds} seeds (now {seeds})"
     return f"{by_images}; {by_seeds}"
