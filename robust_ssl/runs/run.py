@@ -74,7 +74,7 @@ def route_outputs(config: dict, run_dir: Path, group: str, name: str, wandb_mode
     loggers = [{"class_path": "pytorch_lightning.loggers.CSVLogger",
                 "init_args": {"save_dir": str(run_dir), "name": "logs", "version": stage}}]
     if wandb_mode != "off":
-        loggers.append({"class_path": "pytorch_lightning.loggers.WandbLogger",
+        loggers.append({"class_path": "robust_ssl.plumbing.wandb_logger.WandbLogger",
                         "init_args": {"project": "robust-ssl", "group": group, "name": name,
                                       "save_dir": str(run_dir), "offline": wandb_mode != "online",
                                       "job_type": stage,
