@@ -81,6 +81,8 @@ def test_a_torchvision_model_by_name_runs_end_to_end(image_folder, tmp_path):
     assert result["examples"]["test"] == 12
     assert result["config"]["classifier"]["architecture"] == "resnet18"
     assert result["config"]["classifier"]["input_size"] == 64
+    # the cells' adversarial-example panel, beside the result
+    assert (tmp_path / "tv.examples.png").read_bytes().startswith(b"\x89PNG")
 
 
 class OnlyLarge(nn.Module):

@@ -32,6 +32,7 @@ from robust_ssl.errors import RobustSSLError, exit_on_user_error
 from robust_ssl.plumbing.files import replace_atomically, save_atomically
 from robust_ssl.evaluation.classifier import load_classifier
 from robust_ssl.evaluation.evaluator import ATTACKS, PGD_IMAGES, AdversarialEvaluator
+from robust_ssl.evaluation.examples import panel_path
 from robust_ssl.evaluation.result import budget_key, read_result
 
 FORMATS = ("torchscript", "state_dict")
@@ -208,6 +209,7 @@ def evaluate_model(model: nn.Module, output: str | Path, data_dir: str, dataset:
     trainer = pl.Trainer(accelerator=device, devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.test(evaluator, data, verbose=False)
+    evaluator.example_panel(panel_path(output))
     result = read_result(output).data
     if robustbench is not None:
         record = robustbench_record(result, name, dataset, (description or {}).get("architecture"))
