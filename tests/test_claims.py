@@ -35,14 +35,18 @@ def test_paired_differences_of_the_same_images_have_no_spread():
     assert bootstrap.verdict(bootstrap.Interval(0.0, -0.1, 0.1, 0.95)) == "inconclusive"
 
 
-def write_tables(results, pretrained_right: float, supervised_right: float, images: int = 300):
-    """Records for every Table 1 and 2 cell (one seed): pretrained cells survive FGSM/PGD on
-    the first `pretrained_right` of the images, the supervised baseline on its share."""
+def write_tables(results, pretrained_right: float, supervised_right: float, images: int = 300,
+                 seeds=(0,), shares=None):
+    """Records for every Table 1 and 2 cell: pretrained cells survive FGSM/PGD on about
+    `pretrained_right` of the images, the supervised baseline on its share (`shares`: seed ->
+    (pretrained, supervised), for seeds that differ)."""
     rng = np.random.default_rng(0)
-    cells = [c for c in grid.table1("cifar100", (0,)) + grid.table2("cifar100", (0,))
+    cells = [c for c in grid.table1("cifar100", seeds) + grid.table2("cifar100", seeds)
              if c.evaluated]
     for cell in cells:
-        share = supervised_right if cell.row == "supervised" else pretrained_right
+        pretrained, supervised = (shares or {}).get(cell.seed, (pretrained_right,
+                                                                supervised_right))
+        share = supervised if cell.row == "supervised" else pretrained
         right = rng.random(images) < share
         every = np.ones(images, bool)
         records = {"clean": (every, every), "fgsm@8/255": (every, right),
@@ -103,6 +107,34 @@ def test_the_report_says_which_images_the_normalised_pgd_attacked(tmp_path):
         "all", "survivors"]
     assert "attacked only the images that clean and the normalised FGSM left right" in text
     assert "attacked different images: run the tables again with RESTART=1" in text
+
+
+def test_a_multi_seed_audit_shows_the_verdicts_one_seed_alone_reads_differently(tmp_path):
+    # seed 0's pretrained cells beat the baseline, seed 1's lose to it: together, no verdict
+    write_tables(tmp_path, 0, 0, seeds=(0, 1), shares={0: (0.6, 0.2), 1: (0.2, 0.6)})
+    text = write_claims(tmp_path, "smoke", "cifar100", (0, 1))
+    found = json.loads((tmp_path / "claims.json").read_text())
+    c1 = verdict(found, "C1")
+    assert (c1["verdict"], c1["each_seed"]) == ("inconclusive",
+                                                {"0": "holds", "1": "contradicted"})
+    # each seed's column is exactly that seed's own audit
+    for seed in (0, 1):
+        alone = claims.audit(tmp_path, "cifar100", (seed,))
+        assert all("each_seed" not in v for v in alone["verdicts"])
+        assert [v["each_seed"][str(seed)] for v in found["verdicts"]] == [
+            v["verdict"] for v in alone["verdicts"]]
+    section = text.split("## Each seed alone")[1].split("##")[0]
+    assert "| C1 | pixel: FGSM @ 8/255 | all test images | inconclusive | holds | contradicted |" \
+        in section
+    same = sum(set(v["each_seed"].values()) == {v["verdict"]} for v in found["verdicts"])
+    assert f"{same} of {len(found['verdicts'])} verdicts" in section
+    header = (tmp_path / "claims.csv").read_text().splitlines()[0]
+    assert header.endswith("verdict,seed 0 alone,seed 1 alone")
+
+
+def test_a_one_seed_audit_has_no_seed_section(tmp_path):
+    write_tables(tmp_path, 0.6, 0.2)
+    assert "Each seed alone" not in write_claims(tmp_path, "smoke", "cifar100", (0,))
 
 
 def test_the_paper_number_is_placed_on_the_eps_axis():

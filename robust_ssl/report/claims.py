@@ -276,24 +276,38 @@ def compare(comparison: Comparison, records: Records, setting: str, level: float
     return found
 
 
-def audit(results: Path, pretrain: str, seeds: tuple[int, ...]) -> dict:
+def audit(results: Path, pretrain: str, seeds: tuple[int, ...], what: str = "claims") -> dict:
+    """Every claim's verdict under every setting; with several seeds, each verdict also carries
+    what each seed's cells alone would have given (`each_seed`), so a verdict that one seed
+    would have read differently shows."""
     cells = cells_by_side(pretrain, seeds)
     records = Records(results, cells)
     minutes = {side: mean_minutes(results, side_cells) for side, side_cells in cells.items()}
     verdicts = []
     settings = settings_of(records)
-    steps = Steps(len(settings), "claims", stream=sys.stderr)
+    steps = Steps(len(settings), what, stream=sys.stderr)
     for setting, convention, images in settings:
         for claim in CLAIMS:
             verdicts.append({"claim": claim.id, "setting": setting, "convention": convention,
                              "images": images} | judge(claim, records, setting, minutes))
         steps.step(f"{convention} {setting}")
+    if len(seeds) > 1:
+        alone = {seed: verdicts_alone(results, pretrain, seed) for seed in seeds}
+        for v in verdicts:
+            v["each_seed"] = {str(seed): alone[seed].get((v["claim"], v["setting"]), "missing")
+                              for seed in seeds}
     return {"claims": [{"id": c.id, "text": c.text} for c in CLAIMS], "verdicts": verdicts,
             "missing": sorted(set(records.missing)), "seeds": list(seeds),
             "normalized_pgd_on": sorted(records.normalized_pgd_on),
             "bootstrap": {"draws": bootstrap.DRAWS, "family_error": FAMILY_ERROR,
                           "seed": bootstrap.SEED},
             "paper_eps": paper_eps(records, cells)}
+
+
+def verdicts_alone(results: Path, pretrain: str, seed: int) -> dict[tuple[str, str], str]:
+    """(claim, setting) -> the verdict of `seed`'s cells alone, as a one-seed audit gives it."""
+    found = audit(results, pretrain, (seed,), f"claims, seed {seed} alone")
+    return {(v["claim"], v["setting"]): v["verdict"] for v in found["verdicts"]}
 
 
 def mean_minutes(results: Path, cells: list[grid.Cell]) -> float | None:

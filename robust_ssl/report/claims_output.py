@@ -48,6 +48,7 @@ def markdown(found: dict, profile: str) -> str:
         row = [v["verdict"] for v in found["verdicts"] if v["claim"] == claim.id]
         lines.append(f"| {claim.id} | " + " | ".join(row) + " |")
     lines += ["", "Claims:"] + [f"- **{c.id}**: {c.text}" for c in CLAIMS]
+    lines += each_seed(found)
     lines += [""] + [NORMALIZED_PGD[on] for on in found["normalized_pgd_on"]]
     if len(found["normalized_pgd_on"]) > 1:
         lines.append("The cells' normalised PGD-20 attacked different images: run the tables "
@@ -94,13 +95,40 @@ def markdown(found: dict, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def each_seed(found: dict) -> list[str]:
+    """With several seeds: the verdicts that some seed's cells alone read differently from all
+    seeds together (a one-seed audit of that seed would have given them)."""
+    judged = [v for v in found["verdicts"] if "each_seed" in v]
+    if not judged:
+        return []
+    seeds = list(judged[0]["each_seed"])
+    order = [c.id for c in CLAIMS]
+    differing = sorted((v for v in judged if set(v["each_seed"].values()) != {v["verdict"]}),
+                       key=lambda v: order.index(v["claim"]))
+    lines = ["", "## Each seed alone", "",
+             f"The same audit on each seed's cells alone: {len(judged) - len(differing)} of "
+             f"{len(judged)} verdicts (claim × setting, the sweep's ε included) read the same "
+             f"from every seed alone as from seeds {', '.join(seeds)} together"
+             + (": every one." if not differing else "; these do not:")]
+    if differing:
+        lines += ["", "| claim | setting | images | all seeds | "
+                  + " | ".join(f"seed {s} alone" for s in seeds) + " |",
+                  "| --- " * (4 + len(seeds)) + "|"]
+        lines += [f"| {v['claim']} | {v['convention']}: {setting_name(v['setting'])} | "
+                  f"{v['images']} | {v['verdict']} | " + " | ".join(v["each_seed"].values())
+                  + " |" for v in differing]
+    return lines
+
+
 def write_csv(path: Path, found: dict) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["claim", "convention", "setting", "images", "verdict"])
+        seeds = list(found["verdicts"][0].get("each_seed", {})) if found["verdicts"] else []
+        writer.writerow(["claim", "convention", "setting", "images", "verdict"]
+                        + [f"seed {seed} alone" for seed in seeds])
         for v in found["verdicts"]:
             writer.writerow([v["claim"], v["convention"], v["setting"], v["images"],
-                             v["verdict"]])
+                             v["verdict"], *v.get("each_seed", {}).values()])
 
 
 def chart(path: Path, found: dict) -> None:
