@@ -30,6 +30,23 @@ FIT = ["fit", "--model", "tests.toy.ToyClassifier",
        "--trainer.accelerator", "cpu"]
 
 
+def test_a_run_warns_neither_of_its_plugins_nor_of_the_flags_it_was_started_with(
+        image_folder, tmp_path, monkeypatch, recwarn):
+    # a cell forked from the grid inherits the grid's sys.argv; run.py hands the CLI its args
+    monkeypatch.setattr(sys, "argv", ["robust-ssl", "table1", "--profile", "quick"])
+    data_dir, _ = image_folder
+    lightning_cli.run_cli(["fit", "--model", "tests.toy.ToyClassifier", "--data",
+                           "robust_ssl.data.modules.LabeledDataModule", "--data.data_dir",
+                           str(data_dir), "--trainer.max_epochs", "1",
+                           "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+                           "--trainer.accelerator", "cpu", "--trainer.default_root_dir",
+                           str(tmp_path)])
+    assert (tmp_path / "lightning_logs/version_0/config.yaml").is_file()  # the config was saved
+    messages = [str(w.message) for w in recwarn]
+    assert not [m for m in messages if "Unable to serialize" in m or "args parameter" in m]
+    assert sys.argv == ["robust-ssl", "table1", "--profile", "quick"]  # given back
+
+
 def test_missing_data_is_one_line_and_exit_2(tmp_path):
     result = run_cli(*FIT, "--data.data_dir", str(tmp_path / "absent"))
     assert result.returncode == 2

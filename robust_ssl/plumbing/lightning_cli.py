@@ -38,6 +38,16 @@ class SuiteCLI(LightningCLI):
     defaults: jsonargparse cannot write a plugin instance into the config it saves, and warned
     "Unable to serialize instance AtomicCheckpointIO" on every run."""
 
+    def parse_arguments(self, parser, args) -> None:
+        """`args`, where given, is the whole command (runs/run.py builds it from its own flags):
+        Lightning's warning against command-line arguments beside it would only repeat, in
+        every cell's log, the runner's flags or those of the grid a cell was forked from."""
+        argv, sys.argv = sys.argv, sys.argv[:1] if args is not None else sys.argv
+        try:
+            super().parse_arguments(parser, args)
+        finally:
+            sys.argv = argv
+
     def instantiate_trainer(self, **kwargs):
         configured = self._get(self.config_init, "trainer", default={}).get("plugins") or []
         configured = configured if isinstance(configured, list) else [configured]
