@@ -59,6 +59,28 @@ def test_seed_noise_that_spans_the_gap_cannot_be_outrun_by_images():
                                                  f"{found.seeds} seeds (now 3)")
 
 
+def test_where_each_part_alone_spans_the_gap_it_names_seeds_at_the_whole_test_set():
+    """A 2-point effect on 1,000 images with seeds 3 points apart: images alone cannot (the
+    seeds' part spans the gap), seeds alone cannot (so does the images' part); with all
+    10,000 test images the images' part shrinks tenfold, and enough seeds decide."""
+    sides = paired(1000, 0.52, 0.50, seeds=3, seed_shift=0.03, seed=5)
+    found = power.needed(sides, [1.0, 1.0], 0.0, 0.95)
+    assert found.images is None and found.seeds is None
+    gap = (found.distance / 1.959964) ** 2
+    expected = int(np.ceil(found.seed_se ** 2 * 3 / (gap - found.image_se ** 2 / 10)))
+    assert found.seeds_at_test_set == expected > 3
+    assert power.statement(found, 1000, 3) == (
+        "neither more test images alone nor more seeds alone: all 10,000 test images and "
+        f"{expected} seeds (now 1,000 and 3)")
+    # a gap narrower than the images' part even at 10,000 images: no number of seeds helps
+    tiny = power.needed(paired(1000, 0.505, 0.50, seeds=3, seed_shift=0.03, seed=5),
+                        [1.0, 1.0], 0.0, 0.95)
+    assert 0 < tiny.distance < 1.96 * tiny.image_se / np.sqrt(10)
+    assert (tiny.images, tiny.seeds, tiny.seeds_at_test_set) == (None, None, None)
+    assert power.statement(tiny, 1000, 3).endswith(
+        "not even all 10,000 test images with any number of seeds")
+
+
 def test_a_threshold_on_one_sides_accuracy():
     """One side against a fixed threshold (C3): the binomial standard error."""
     right = np.random.default_rng(1).random((1, 400)) < 0.36

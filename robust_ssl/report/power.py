@@ -8,8 +8,9 @@ the images' part, var(d_i) / n of the per-image paired differences d_i (each sid
 its seeds), and the seeds' part, the sum over sides of var(seed accuracies) / seeds. The
 interval's half-width at n' images and s' seeds is z·sqrt(V_images·n/n' + V_seeds·s/s'); it
 decides when the half-width is below the distance from the estimate to the threshold. When
-one part alone already spans that distance, more of the other cannot decide; an estimate on
-the threshold itself is decided by no sample. This is a planning figure at the effect
+one part alone already spans that distance, more of the other cannot decide; when each part
+does, it names the seeds that would decide with all of CIFAR-10's test images, if any would.
+An estimate on the threshold itself is decided by no sample. This is a planning figure at the effect
 measured, which is itself uncertain, not a guarantee: where it names no more images or seeds
 than the comparison has, the interval sits at its edge, where this approximation and the
 bootstrap part ways, and the statement says so rather than naming fewer.
@@ -33,6 +34,7 @@ class Needed:
     image_se: float
     seed_se: float | None  # None: one seed on a side, so the seeds' spread is unknown
     distance: float  # estimate − threshold: no sample decides 0
+    seeds_at_test_set: int | None = None  # per side, with all TEST_SET images; None: none would
 
 
 def needed(sides: list[np.ndarray], scales: list[float], threshold: float, level: float
@@ -58,14 +60,22 @@ def needed(sides: list[np.ndarray], scales: list[float], threshold: float, level
                    if gap > known_seed_var else None)
     more_seeds = (math.ceil(seed_var * seeds / (gap - image_var))
                   if seed_var is not None and gap > image_var else None)
+    image_var_at_test_set = image_var * images / max(images, TEST_SET)
+    both = (math.ceil(seed_var * seeds / (gap - image_var_at_test_set))
+            if seed_var is not None and gap > image_var_at_test_set else None)
     return Needed(more_images, more_seeds, math.sqrt(image_var),
-                  None if seed_var is None else math.sqrt(seed_var), estimate - threshold)
+                  None if seed_var is None else math.sqrt(seed_var), estimate - threshold, both)
 
 
 def statement(found: Needed, images: int, seeds: int) -> str:
     """One line for the claims report, e.g. '≈ 4,100 images (now 1,000); 6 seeds (now 3)'."""
     if abs(found.distance) < 1e-12:  # float sums of equal counts over seeds
         return "the estimate is the threshold itself: no number of images or seeds decides it"
+    if found.images is None and found.seeds is None and found.seed_se is not None:
+        both = (f"all {TEST_SET:,} test images and {found.seeds_at_test_set} seeds (now "
+                f"{images:,} and {seeds})" if found.seeds_at_test_set is not None else
+                f"not even all {TEST_SET:,} test images with any number of seeds")
+        return f"neither more test images alone nor more seeds alone: {both}"
     if found.images is None:
         by_images = "more test images alone cannot"
     elif found.images > TEST_SET:
