@@ -2,6 +2,7 @@
 started through a container's Python (SLURM_PYTHON). No container runtime is installed here:
 the real-cluster test in test_slurm.py runs a cell through a stand-in for `apptainer exec`."""
 
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +32,14 @@ def test_both_recipes_install_the_makefiles_torch_and_copy_files_that_exist():
         assert (ROOT / name).exists(), name
 
 
-def test_a_jobs_python_is_the_one_slurm_python_names(tmp_path):
+def test_a_jobs_python_is_the_one_slurm_python_names(tmp_path, monkeypatch):
+    # submitit's executor wants an srun on PATH even to write a script: a stand-in that
+    # nothing calls, so this unit test runs without a cluster (make test on a laptop)
+    stand_in = tmp_path / "bin" / "srun"
+    stand_in.parent.mkdir()
+    stand_in.write_text("#!/bin/sh\nexit 1\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stand_in.parent}:{os.environ['PATH']}")
     scheduler = slurm.Scheduler(tmp_path, SlurmOptions(python=IN_CONTAINER))
     script = scheduler.executor._make_submission_file_text(
         scheduler.executor._submitit_command_str, "uid")
