@@ -31,7 +31,7 @@ FIT = ["fit", "--model", "tests.toy.ToyClassifier",
 
 
 def test_a_run_warns_neither_of_its_plugins_nor_of_the_flags_it_was_started_with(
-        image_folder, tmp_path, monkeypatch, recwarn):
+        image_folder, tmp_path, monkeypatch, recwarn, caplog):
     # a cell forked from the grid inherits the grid's sys.argv; run.py hands the CLI its args
     monkeypatch.setattr(sys, "argv", ["robust-ssl", "table1", "--profile", "quick"])
     data_dir, _ = image_folder
@@ -44,6 +44,9 @@ def test_a_run_warns_neither_of_its_plugins_nor_of_the_flags_it_was_started_with
     assert (tmp_path / "lightning_logs/version_0/config.yaml").is_file()  # the config was saved
     messages = [str(w.message) for w in recwarn]
     assert not [m for m in messages if "Unable to serialize" in m or "args parameter" in m]
+    # nor the two upstream lines no user can act on (plumbing/upstream_noise.py)
+    assert not [m for m in messages if "LeafSpec" in m]
+    assert "litlogger" not in caplog.text
     assert sys.argv == ["robust-ssl", "table1", "--profile", "quick"]  # given back
 
 

@@ -12,6 +12,7 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from robust_ssl.errors import RobustSSLError
 from robust_ssl.plumbing.progress import EpochLines
 from robust_ssl.plumbing.resume import AtomicCheckpointIO, RandomState
+from robust_ssl.plumbing.upstream_noise import silence
 
 
 def trainer_defaults() -> dict:
@@ -56,6 +57,7 @@ class SuiteCLI(LightningCLI):
 
 def run_cli(args: list[str] | None = None) -> LightningCLI:
     """Run Lightning's CLI; a user error comes out as the RobustSSLError behind it."""
+    silence()
     try:
         return SuiteCLI(
             args=args,
