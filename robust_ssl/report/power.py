@@ -58,13 +58,16 @@ def needed(sides: list[np.ndarray], scales: list[float], threshold: float, level
     known_seed_var = seed_var or 0.0
     more_images = (math.ceil(image_var * images / (gap - known_seed_var))
                    if gap > known_seed_var else None)
-    more_seeds = (math.ceil(seed_var * seeds / (gap - image_var))
-                  if seed_var is not None and gap > image_var else None)
-    image_var_at_test_set = image_var * images / max(images, TEST_SET)
-    both = (math.ceil(seed_var * seeds / (gap - image_var_at_test_set))
-            if seed_var is not None and gap > image_var_at_test_set else None)
-    return Needed(more_images, more_seeds, math.sqrt(image_var),
-                  None if seed_var is None else math.sqrt(seed_var), estimate - threshold, both)
+
+    def seeds_beside(image_part: float) -> int | None:
+        """The seeds that decide beside this images' part of the variance, if any do."""
+        if seed_var is None or gap <= image_part:
+            return None
+        return math.ceil(seed_var * seeds / (gap - image_part))
+
+    return Needed(more_images, seeds_beside(image_var), math.sqrt(image_var),
+                  None if seed_var is None else math.sqrt(seed_var), estimate - threshold,
+                  seeds_beside(image_var * images / max(images, TEST_SET)))
 
 
 def statement(found: Needed, images: int, seeds: int) -> str:
