@@ -28,11 +28,12 @@ from robust_ssl.errors import RobustSSLError
 from robust_ssl.evaluation.classifier import load_classifier
 from robust_ssl.evaluation.examples import COUNT, chosen, draw
 from robust_ssl.evaluation.records import corruption_accuracies, subset_metrics, worst_case
-from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, eps_name, git_commit,
-                                          key, versions, write_records, write_result)
+from robust_ssl.evaluation.result import (CORRUPTION, CORRUPTION_MEAN, eps_name, key,
+                                          write_records, write_result)
 from robust_ssl.evaluation.sanity import sanity_checks
 from robust_ssl.finetune import FineTuner
 from robust_ssl.finetune.finetuner import NOT_RECORDED
+from robust_ssl.plumbing.provenance import git_commit, versions
 from robust_ssl.plumbing.steps import Steps
 
 ATTACKS = ("fgsm", "pgd", "noise")  # what runs on every test image at the table's ε

@@ -21,11 +21,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
-import subprocess
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +33,6 @@ from robust_ssl.plumbing.files import replace_atomically, write_text_atomically
 TABLE_EPS = 8 / 255  # the budget of every table and of the paper's FGSM columns
 CORRUPTION = "corruption/"  # keys of a corruption at a severity, corruption/fog/3, and their
 CORRUPTION_MEAN = "corruption/mean"  # mean over every corruption and severity evaluated
-PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "kornia", "pyautoattack",
-            "robust-ssl")
 
 
 def eps_name(eps: float) -> str:
@@ -220,24 +215,3 @@ def read_records(result_path: str | os.PathLike) -> PerImage | None:
             f"{str(error).splitlines()[0] if str(error) else 'empty'}): delete it and its "
             f"result '{Path(result_path).name}', and the next make evaluates that cell again"
         ) from None
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
-def git_commit() -> str | None:
-    try:
-        # the commit, suffixed -dirty when results came from uncommitted code
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40",
-                              "--exclude=*"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None

@@ -10,6 +10,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from robust_ssl.errors import RobustSSLError
+from robust_ssl.plumbing.provenance import git_commit
 from robust_ssl.plumbing.progress import EpochLines
 from robust_ssl.plumbing.resume import AtomicCheckpointIO, RandomState
 from robust_ssl.plumbing.upstream_noise import silence
@@ -58,6 +59,7 @@ class SuiteCLI(LightningCLI):
 def run_cli(args: list[str] | None = None) -> LightningCLI:
     """Run Lightning's CLI; a user error comes out as the RobustSSLError behind it."""
     silence()
+    git_commit()  # the code this run loaded, before the checkout can move
     try:
         return SuiteCLI(
             args=args,

@@ -34,6 +34,9 @@ def warm_up(wandb: bool) -> None:
     import robust_ssl.plumbing.lightning_cli  # noqa: F401
     import robust_ssl.pretrain  # noqa: F401
     import robust_ssl.runs.run  # noqa: F401
+    from robust_ssl.plumbing.provenance import git_commit
+
+    git_commit()  # the forked cells inherit the commit of the code loaded here
 
     if wandb:
         import wandb as _  # noqa: F401
