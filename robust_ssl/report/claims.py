@@ -112,12 +112,17 @@ CLAIMS = (
 
 
 def cells_by_side(pretrain: str, seeds: tuple[int, ...]) -> dict[Side, list[grid.Cell]]:
+    """The evaluated cells of the sides some claim compares: a cell no claim reads (Table 2's
+    linear probes, the random encoder) is neither loaded nor reported missing."""
+    read = {side for claim in CLAIMS for comparison in claim.comparisons
+            for side in (comparison.better, *comparison.worse)}
     found: dict[Side, list[grid.Cell]] = {}
     for table, cells in (("table1", grid.table1(pretrain, seeds)),
                          ("table2", grid.table2(pretrain, seeds))):
         for cell in cells:
-            if cell.evaluated:
-                found.setdefault(Side(table, cell.row, cell.column), []).append(cell)
+            side = Side(table, cell.row, cell.column)
+            if cell.evaluated and side in read:
+                found.setdefault(side, []).append(cell)
     return found
 
 
