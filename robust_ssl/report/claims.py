@@ -57,6 +57,10 @@ class Comparison:
     threshold: float = 0.0
     per_minute: bool = False  # robust accuracy per training minute of each side
 
+    @property
+    def sides(self) -> tuple[Side, ...]:
+        return (self.better, *self.worse)
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -115,7 +119,7 @@ def cells_by_side(pretrain: str, seeds: tuple[int, ...]) -> dict[Side, list[grid
     """The evaluated cells of the sides some claim compares: a cell no claim reads (Table 2's
     linear probes, the random encoder) is neither loaded nor reported missing."""
     read = {side for claim in CLAIMS for comparison in claim.comparisons
-            for side in (comparison.better, *comparison.worse)}
+            for side in comparison.sides}
     found: dict[Side, list[grid.Cell]] = {}
     for table, cells in (("table1", grid.table1(pretrain, seeds)),
                          ("table2", grid.table2(pretrain, seeds))):
@@ -245,7 +249,7 @@ def judge(claim: Claim, records: Records, setting: str, minutes: dict[Side, floa
 
 def compare(comparison: Comparison, records: Records, setting: str, level: float,
             minutes: dict[Side, float | None]) -> dict:
-    sides = [comparison.better, *comparison.worse]
+    sides = comparison.sides
     found = [records.side(side, setting) for side in sides]
     described = {"better": comparison.better.label(),
                  "worse": [side.label() for side in comparison.worse],
